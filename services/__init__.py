@@ -1,0 +1,1 @@
+"""The platform's services; each has one composition root in its `main.py`."""

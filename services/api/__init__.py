@@ -1,0 +1,1 @@
+"""Read-only HTTP access to gold; serves only precomputed data."""

@@ -1,0 +1,1 @@
+"""The `nova` command: run the embedded stack and the operator tasks."""

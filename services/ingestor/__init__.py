@@ -1,0 +1,1 @@
+"""Watches the drop folder, validates exports against dataset contracts, writes bronze."""

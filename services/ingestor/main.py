@@ -1,0 +1,82 @@
+"""Composition root of the ingestor: `python -m services.ingestor`."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+
+from nats.js import JetStreamContext
+
+from services.ingestor.service import IngestService
+from services.ingestor.watcher import StabilityTracker, scan_existing, start_observer
+from shared.broker import connect, ensure_stream
+from shared.events import Event
+from shared.logging import configure_logging, get_logger
+from shared.settings import NovaSettings
+from shared.storage import Lake
+
+log = get_logger(__name__)
+TICK_SECONDS = 0.2
+
+
+class JetStreamPublisher:
+    def __init__(self, js: JetStreamContext) -> None:
+        self._js = js
+
+    async def publish(self, event: Event, message_id: str) -> None:
+        ack = await self._js.publish(
+            event.subject, event.to_bytes(), headers={"Nats-Msg-Id": message_id}
+        )
+        if ack.duplicate:
+            log.info("event_duplicate_dropped", subject=event.subject, message_id=message_id)
+
+
+async def run(settings: NovaSettings) -> None:
+    ingestor = settings.ingestor
+    assert ingestor.inbox_dir is not None
+    for folder in (ingestor.inbox_dir, ingestor.archive_dir, ingestor.quarantine_dir):
+        assert folder is not None
+        folder.mkdir(parents=True, exist_ok=True)
+    nc = await connect(settings.nats, name="ingestor")
+    js = nc.jetstream()
+    await ensure_stream(js, settings.nats)
+    service = IngestService(Lake.from_settings(settings.storage), JetStreamPublisher(js), ingestor)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    tracker = StabilityTracker(ingestor.stable_seconds)
+    observer = start_observer(ingestor.inbox_dir, tracker, ingestor)
+    scan_existing(ingestor.inbox_dir, tracker)
+    log.info("ingestor_started", inbox=str(ingestor.inbox_dir), polling=ingestor.polling)
+    try:
+        while not stop.is_set():
+            for path in tracker.ready(time.monotonic()):
+                try:
+                    await service.process(path)
+                except Exception:
+                    # Broker or lake trouble: the file stays in the inbox untouched.
+                    log.exception("file_failed", file=str(path))
+                    tracker.notice(path)  # retried once it is quiet again
+            try:
+                await asyncio.wait_for(stop.wait(), TICK_SECONDS)
+            except TimeoutError:
+                pass
+    finally:
+        observer.stop()
+        observer.join(timeout=5)
+        await nc.drain()
+        log.info("ingestor_stopped")
+
+
+def main() -> None:
+    settings = NovaSettings()
+    configure_logging("ingestor", settings.log)
+    asyncio.run(run(settings))
+
+
+if __name__ == "__main__":
+    main()

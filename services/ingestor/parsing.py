@@ -1,0 +1,152 @@
+"""Turn the rows of a source sheet into a typed Arrow table that obeys its contract.
+
+Pure logic: rows come in as Python values (whatever openpyxl or a CSV reader produced), a
+typed table or a `ContractViolation` naming the column and source row comes out.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+import pyarrow as pa
+
+from services.ingestor.contracts import Column, DatasetContract
+
+HEADER_SCAN_ROWS = 30
+_EXCEL_EPOCH = date(1899, 12, 30)
+_DMY = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})$")
+_ISO_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:[ T].*)?$")
+_BR_NUMBER = re.compile(r"^-?\d{1,3}(\.\d{3})*(,\d+)?$|^-?\d+(,\d+)?$")
+_PLAIN_NUMBER = re.compile(r"^-?\d+(\.\d+)?([eE][-+]?\d+)?$")
+
+ARROW_TYPES: dict[str, pa.DataType] = {
+    "string": pa.string(),
+    "float": pa.float64(),
+    "date": pa.date32(),
+}
+
+
+class ContractViolation(ValueError):
+    """The file does not satisfy its contract; says where, so a planner can fix the export."""
+
+    def __init__(
+        self, reason: str, *, column: str | None = None, row: int | None = None
+    ) -> None:
+        where = ", ".join(
+            part for part in (f"column {column!r}" if column else "", f"row {row}" if row else "")
+            if part
+        )
+        super().__init__(f"{reason} ({where})" if where else reason)
+        self.reason = reason
+        self.column = column
+        self.row = row
+
+
+@dataclass(frozen=True)
+class HeaderMatch:
+    row_number: int  # 1-based, as a spreadsheet shows it
+    positions: dict[str, int]
+    source_headers: dict[str, str]
+
+
+def find_header(rows: Sequence[Sequence[object]], contract: DatasetContract) -> HeaderMatch | None:
+    """The first row among the leading ones that carries every required column of the contract."""
+    for index, row in enumerate(rows[:HEADER_SCAN_ROWS]):
+        positions = contract.match_header(list(row))
+        if positions is not None:
+            headers = {name: str(row[pos]).strip() for name, pos in positions.items()}
+            return HeaderMatch(index + 1, positions, headers)
+    return None
+
+
+def _cast_string(value: object) -> str:
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, bool):
+        raise TypeError("boolean where text was expected")
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return str(value)
+
+
+def _cast_float(value: object) -> float:
+    if isinstance(value, bool):
+        raise TypeError("boolean where a number was expected")
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        text = value.strip().replace(" ", "")
+        if _PLAIN_NUMBER.match(text):
+            return float(text)
+        if _BR_NUMBER.match(text):  # 1.234,56 as Brazilian exports write it
+            return float(text.replace(".", "").replace(",", "."))
+    raise TypeError(f"not a number: {value!r}")
+
+
+def _cast_date(value: object) -> date:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool) and 1 <= value < 2_958_466:
+        return _EXCEL_EPOCH + timedelta(days=int(value))  # Excel serial day number
+    if isinstance(value, str):
+        text = value.strip()
+        if m := _DMY.match(text):
+            day, month, year = (int(g) for g in m.groups())
+            return date(year, month, day)
+        if m := _ISO_DATE.match(text):
+            year, month, day = (int(g) for g in m.groups())
+            return date(year, month, day)
+    raise TypeError(f"not a date: {value!r}")
+
+
+_CASTS = {"string": _cast_string, "float": _cast_float, "date": _cast_date}
+
+
+def cast_cell(value: object, column: Column, null_tokens: frozenset[str]) -> object:
+    if value is None or (isinstance(value, str) and value.strip().upper() in null_tokens):
+        return None
+    return _CASTS[column.type](value)
+
+
+def rows_to_table(
+    rows: Iterable[Sequence[object]],
+    contract: DatasetContract,
+    header: HeaderMatch,
+) -> pa.Table:
+    """Typed table with one column per contract column plus `_source_row`; skips blank rows."""
+    columns = [c for c in contract.columns if c.name in header.positions]
+    values: dict[str, list[object]] = {c.name: [] for c in columns}
+    source_rows: list[int] = []
+    for offset, row in enumerate(rows):
+        row_number = header.row_number + 1 + offset
+        cells = [row[header.positions[c.name]] if header.positions[c.name] < len(row) else None
+                 for c in columns]
+        if all(cell is None or (isinstance(cell, str) and not cell.strip()) for cell in cells):
+            continue
+        for column, cell in zip(columns, cells, strict=True):
+            try:
+                typed = cast_cell(cell, column, contract.null_tokens)
+            except (TypeError, ValueError) as exc:
+                raise ContractViolation(str(exc), column=column.name, row=row_number) from exc
+            if typed is None and not column.nullable:
+                raise ContractViolation(
+                    "value is empty but the column does not allow it", column=column.name, row=row_number
+                )
+            values[column.name].append(typed)
+        source_rows.append(row_number)
+    if not source_rows:
+        raise ContractViolation("no data rows below the header", row=header.row_number)
+    arrays = {c.name: pa.array(values[c.name], type=ARROW_TYPES[c.type]) for c in columns}
+    missing_optional = [c for c in contract.columns if c.name not in header.positions]
+    for column in missing_optional:  # optional columns absent from the file stay typed nulls
+        arrays[column.name] = pa.nulls(len(source_rows), type=ARROW_TYPES[column.type])
+    ordered = {c.name: arrays[c.name] for c in contract.columns}
+    ordered["_source_row"] = pa.array(source_rows, type=pa.int32())
+    return pa.table(ordered)

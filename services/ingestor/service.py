@@ -1,0 +1,200 @@
+"""One file's trip: hash, parse against its contract, write bronze, publish, archive.
+
+Adapters come in through the constructor (the lake, an event publisher, a clock), so this is
+testable without a broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal, Protocol
+
+import pyarrow as pa
+
+from services.ingestor.contracts import CONTRACTS, DatasetContract
+from services.ingestor.parsing import ContractViolation
+from services.ingestor.workbook import ParsedSheet, read_workbook
+from shared.events import BronzeIngested, Event, IngestRejected, new_correlation_id
+from shared.logging import bind_correlation_id, get_logger
+from shared.settings import IngestorSettings
+from shared.storage import Lake
+
+PRODUCER = "ingestor"
+log = get_logger(__name__)
+
+
+class EventPublisher(Protocol):
+    async def publish(self, event: Event, message_id: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class IngestOutcome:
+    status: Literal["ingested", "quarantined"]
+    correlation_id: str
+    content_sha256: str
+    events: list[Event]
+    moved_to: Path
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def bronze_path(dataset: str, content_sha256: str, ingested_at: datetime) -> str:
+    return (
+        f"bronze/{dataset}/year={ingested_at:%Y}/month={ingested_at:%m}/day={ingested_at:%d}/"
+        f"{content_sha256}.parquet"
+    )
+
+
+def with_lineage(
+    table: pa.Table, source_name: str, sheet: str, content_sha256: str, ingested_at: datetime
+) -> pa.Table:
+    rows = table.num_rows
+    return (
+        table.append_column("_source_file", pa.array([source_name] * rows, pa.string()))
+        .append_column("_source_sheet", pa.array([sheet] * rows, pa.string()))
+        .append_column("_content_sha256", pa.array([content_sha256] * rows, pa.string()))
+        .append_column(
+            "_ingested_at", pa.array([ingested_at] * rows, pa.timestamp("us", tz="UTC"))
+        )
+    )
+
+
+class IngestService:
+    def __init__(
+        self,
+        lake: Lake,
+        publisher: EventPublisher,
+        settings: IngestorSettings,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        assert settings.inbox_dir and settings.archive_dir and settings.quarantine_dir
+        self._lake = lake
+        self._publisher = publisher
+        self._inbox = settings.inbox_dir
+        self._archive = settings.archive_dir
+        self._quarantine = settings.quarantine_dir
+        self._clock = clock
+
+    def _contracts_for(self, path: Path) -> list[DatasetContract]:
+        """A file in `inbox/<dataset>/` is that dataset; one in `inbox/` may match any."""
+        relative = path.relative_to(self._inbox)
+        if len(relative.parts) > 1 and relative.parts[0] in CONTRACTS:
+            return [CONTRACTS[relative.parts[0]]]
+        return list(CONTRACTS.values())
+
+    async def process(self, path: Path) -> IngestOutcome:
+        correlation_id = new_correlation_id()
+        with bind_correlation_id(correlation_id, file=path.name):
+            started = time.perf_counter()
+            content_sha256 = await asyncio.to_thread(sha256_of, path)
+            log.info("file_received", content_sha256=content_sha256, bytes=path.stat().st_size)
+            try:
+                sheets = await asyncio.to_thread(self._parse, path)
+            except ContractViolation as violation:
+                return await self._reject(path, content_sha256, correlation_id, violation)
+            ingested_at = self._clock()
+            events: list[Event] = []
+            for sheet in sheets:
+                target = bronze_path(sheet.dataset, content_sha256, ingested_at)
+                table = with_lineage(
+                    sheet.table, path.name, sheet.sheet, content_sha256, ingested_at
+                )
+                size = await asyncio.to_thread(self._lake.write_parquet, target, table)
+                log.info("bronze_written", dataset=sheet.dataset, path=target,
+                         rows=table.num_rows, bytes=size)
+                event = BronzeIngested(
+                    producer=PRODUCER,
+                    correlation_id=correlation_id,
+                    dataset=sheet.dataset,
+                    bronze_path=target,
+                    content_sha256=content_sha256,
+                    source_name=path.name,
+                    row_count=table.num_rows,
+                )
+                # Same content, same id: JetStream drops a publish retried after a crash.
+                await self._publisher.publish(event, f"{content_sha256}.{sheet.dataset}")
+                log.info("event_published", subject=event.subject, event_id=event.event_id)
+                events.append(event)
+            moved_to = self._move(path, self._archive_path(path, content_sha256, ingested_at))
+            log.info("file_archived", moved_to=str(moved_to),
+                     duration_ms=round((time.perf_counter() - started) * 1000, 1))
+            return IngestOutcome("ingested", correlation_id, content_sha256, events, moved_to)
+
+    def _parse(self, path: Path) -> list[ParsedSheet]:
+        if path.suffix.lower() != ".xlsx":
+            raise ContractViolation(f"unsupported file type {path.suffix or '(none)'!r}")
+        contracts = self._contracts_for(path)
+        sheets = read_workbook(path, contracts)
+        if not sheets:
+            names = ", ".join(c.name for c in contracts)
+            raise ContractViolation(f"no sheet has the header of any dataset contract ({names})")
+        for sheet in sheets:
+            log.info("file_parsed", dataset=sheet.dataset, sheet=sheet.sheet,
+                     header_row=sheet.header_row, rows=sheet.table.num_rows,
+                     columns=sheet.table.num_columns)
+        return sheets
+
+    async def _reject(
+        self, path: Path, content_sha256: str, correlation_id: str, violation: ContractViolation
+    ) -> IngestOutcome:
+        contracts = self._contracts_for(path)
+        dataset = contracts[0].name if len(contracts) == 1 else "unknown"
+        moved_to = self._move(path, self._free_name(self._quarantine / path.name))
+        report = {
+            "file": path.name,
+            "content_sha256": content_sha256,
+            "dataset": dataset,
+            "reason": violation.reason,
+            "column": violation.column,
+            "row": violation.row,
+            "rejected_at": self._clock().isoformat(),
+            "correlation_id": correlation_id,
+        }
+        error_file = moved_to.with_name(moved_to.name + ".error.json")
+        error_file.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+        log.warning("file_quarantined", reason=str(violation), moved_to=str(moved_to))
+        event = IngestRejected(
+            producer=PRODUCER,
+            correlation_id=correlation_id,
+            dataset=dataset,
+            source_name=path.name,
+            content_sha256=content_sha256,
+            reason=str(violation),
+            column=violation.column,
+            row=violation.row,
+        )
+        await self._publisher.publish(event, f"{content_sha256}.rejected")
+        return IngestOutcome("quarantined", correlation_id, content_sha256, [event], moved_to)
+
+    def _archive_path(self, path: Path, content_sha256: str, when: datetime) -> Path:
+        folder = self._archive / f"{when:%Y}" / f"{when:%m}" / f"{when:%d}"
+        return self._free_name(folder / f"{content_sha256}-{path.name}")
+
+    @staticmethod
+    def _free_name(target: Path) -> Path:
+        """Never overwrite: a second `x.xlsx` in quarantine becomes `x.1.xlsx`."""
+        candidate, counter = target, 0
+        while candidate.exists():
+            counter += 1
+            candidate = target.with_name(f"{target.stem}.{counter}{target.suffix}")
+        return candidate
+
+    @staticmethod
+    def _move(source: Path, target: Path) -> Path:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(source, target)  # works across mounts, unlike rename
+        return target

@@ -1,0 +1,101 @@
+"""Notice files in the inbox and hand them over only once they are complete.
+
+A copy in progress, an `mv` from another folder (no close event) and a share that sends no
+events at all (polling mode) all end the same way: a file is ready when its size and mtime
+have not changed for `stable_seconds`.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
+from watchdog.observers.polling import PollingObserver
+
+from shared.settings import IngestorSettings
+
+
+def is_ignored(path: Path) -> bool:
+    """Temporary and hidden names that editors and copy tools leave behind."""
+    name = path.name
+    return (
+        name.startswith((".", "~$"))
+        or name.endswith((".tmp", ".part", ".crdownload", ".error.json"))
+    )
+
+
+@dataclass
+class _Observation:
+    size: int
+    mtime_ns: int
+    unchanged_since: float
+
+
+class StabilityTracker:
+    """Pure bookkeeping: which noticed paths have been quiet long enough to read."""
+
+    def __init__(self, stable_seconds: float) -> None:
+        self._stable_seconds = stable_seconds
+        self._seen: dict[Path, _Observation] = {}
+        self._lock = threading.Lock()
+
+    def notice(self, path: Path) -> None:
+        if is_ignored(path):
+            return
+        with self._lock:
+            self._seen.setdefault(path, _Observation(-1, -1, 0.0))
+
+    def pending(self) -> list[Path]:
+        with self._lock:
+            return list(self._seen)
+
+    def ready(self, now: float) -> list[Path]:
+        """Paths whose (size, mtime) held still for `stable_seconds`; they are forgotten."""
+        done: list[Path] = []
+        with self._lock:
+            for path, seen in list(self._seen.items()):
+                try:
+                    stat = path.stat()
+                except FileNotFoundError:
+                    del self._seen[path]  # moved away or deleted before it settled
+                    continue
+                if not path.is_file():
+                    del self._seen[path]
+                    continue
+                if (stat.st_size, stat.st_mtime_ns) != (seen.size, seen.mtime_ns):
+                    self._seen[path] = _Observation(stat.st_size, stat.st_mtime_ns, now)
+                elif now - seen.unchanged_since >= self._stable_seconds:
+                    del self._seen[path]
+                    done.append(path)
+        return sorted(done)
+
+
+class _NoticeHandler(FileSystemEventHandler):
+    def __init__(self, tracker: StabilityTracker) -> None:
+        self._tracker = tracker
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.is_directory:
+            return
+        target = getattr(event, "dest_path", "") or event.src_path
+        self._tracker.notice(Path(str(target)))
+
+
+def start_observer(inbox: Path, tracker: StabilityTracker, settings: IngestorSettings) -> BaseObserver:
+    observer: BaseObserver = (
+        PollingObserver(timeout=settings.poll_interval_seconds) if settings.polling else Observer()
+    )
+    observer.schedule(_NoticeHandler(tracker), str(inbox), recursive=True)
+    observer.start()
+    return observer
+
+
+def scan_existing(inbox: Path, tracker: StabilityTracker) -> None:
+    """Files that arrived while the service was down."""
+    for path in sorted(inbox.rglob("*")):
+        if path.is_file():
+            tracker.notice(path)

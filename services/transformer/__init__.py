@@ -1,0 +1,1 @@
+"""Reacts to bronze events and builds silver and gold Delta tables with DuckDB."""

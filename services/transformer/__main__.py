@@ -1,0 +1,3 @@
+from services.transformer.main import main
+
+main()

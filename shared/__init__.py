@@ -1,0 +1,1 @@
+"""The project's thin common library: settings, event models, lake storage and logging."""

@@ -1,0 +1,126 @@
+"""Typed settings for every service, read from `NOVA_*` environment variables.
+
+Nothing here builds a settings instance at import time: each entry point calls
+`NovaSettings()` once and passes the sections it needs down to the code it wires.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class NatsSettings(BaseModel):
+    url: str = Field("nats://127.0.0.1:4222", description="NATS server URL the services connect to.")
+    stream: str = Field("NOVA", description="JetStream stream that stores every nova.v1 event.")
+    duplicate_window_seconds: float = Field(
+        24 * 3600,
+        description="How long JetStream remembers a Nats-Msg-Id to drop a re-published event.",
+    )
+    connect_timeout_seconds: float = Field(10.0, description="Give up connecting after this long.")
+
+
+class StorageSettings(BaseModel):
+    backend: Literal["local", "s3"] = Field("local", description="Lake backend: local folder or S3.")
+    local_root: Path | None = Field(None, description="Lake folder for the local backend.")
+    s3_endpoint_url: str = Field("http://127.0.0.1:9000", description="S3/MinIO endpoint URL.")
+    s3_bucket: str = Field("nova-lake", description="Bucket that holds the lake.")
+    s3_prefix: str = Field("", description="Key prefix inside the bucket (empty for the root).")
+    s3_region: str = Field("us-east-1", description="S3 region (MinIO accepts any).")
+    s3_access_key: SecretStr = Field(SecretStr(""), description="S3 access key id.")
+    s3_secret_key: SecretStr = Field(SecretStr(""), description="S3 secret access key.")
+
+
+class IngestorSettings(BaseModel):
+    inbox_dir: Path | None = Field(None, description="Drop folder watched for ERP exports.")
+    archive_dir: Path | None = Field(None, description="Where ingested originals are moved.")
+    quarantine_dir: Path | None = Field(None, description="Where rejected files are moved.")
+    stable_seconds: float = Field(
+        1.0, ge=0, description="A file is read once its size and mtime stayed unchanged this long."
+    )
+    polling: bool = Field(
+        False, description="Poll the inbox instead of inotify (SMB/NFS shares send no events)."
+    )
+    poll_interval_seconds: float = Field(1.0, gt=0, description="Polling period when polling.")
+
+
+class TransformerSettings(BaseModel):
+    durable_name: str = Field("transformer", description="Durable JetStream consumer name.")
+    max_deliver: int = Field(5, ge=1, description="Deliveries of one event before giving up.")
+    ack_wait_seconds: float = Field(300.0, gt=0, description="Redeliver when not acked this long.")
+
+
+class ApiSettings(BaseModel):
+    host: str = Field("127.0.0.1", description="Address the API binds to.")
+    port: int = Field(8000, ge=1, le=65535, description="Port the API listens on.")
+    max_page_size: int = Field(500, ge=1, description="Largest page a list endpoint returns.")
+    version_check_seconds: float = Field(
+        1.0, ge=0, description="How often the API looks for a newer gold version."
+    )
+
+
+class LogSettings(BaseModel):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
+    format: Literal["auto", "json", "console"] = Field(
+        "auto", description="auto: console on a terminal, JSON lines otherwise."
+    )
+
+
+class NovaSettings(BaseSettings):
+    """All settings; each section is read from `NOVA_<SECTION>__<NAME>`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="NOVA_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+    )
+
+    var_dir: Path = Field(
+        Path("var"), description="Root of local state: inbox, lake, NATS store, logs."
+    )
+    nats: NatsSettings = NatsSettings()
+    storage: StorageSettings = StorageSettings()
+    ingestor: IngestorSettings = IngestorSettings()
+    transformer: TransformerSettings = TransformerSettings()
+    api: ApiSettings = ApiSettings()
+    log: LogSettings = LogSettings()
+
+    @model_validator(mode="after")
+    def _derive_paths_from_var_dir(self) -> NovaSettings:
+        # One variable (NOVA_VAR_DIR) relocates all local state; each path can still be overridden.
+        if self.storage.local_root is None:
+            self.storage.local_root = self.var_dir / "lake"
+        if self.ingestor.inbox_dir is None:
+            self.ingestor.inbox_dir = self.var_dir / "inbox"
+        if self.ingestor.archive_dir is None:
+            self.ingestor.archive_dir = self.var_dir / "archive"
+        if self.ingestor.quarantine_dir is None:
+            self.ingestor.quarantine_dir = self.var_dir / "quarantine"
+        return self
+
+    @property
+    def nats_store_dir(self) -> Path:
+        return self.var_dir / "nats"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.var_dir / "log"
+
+
+def environment_variable_names() -> list[str]:
+    """Every variable NovaSettings reads, in declaration order (used to check `.env.example`)."""
+    names: list[str] = []
+    for field_name, field in NovaSettings.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            names.extend(
+                f"NOVA_{field_name.upper()}__{sub.upper()}" for sub in annotation.model_fields
+            )
+        else:
+            names.append(f"NOVA_{field_name.upper()}")
+    return names

@@ -1,0 +1,179 @@
+"""The lake: the one place that knows where bronze, silver and gold live.
+
+Bronze objects are plain Parquet written through `pyarrow.fs`; silver and gold are Delta tables
+(Parquet plus a transaction log) so that readers never see half a commit and past versions stay
+readable. The same code serves a local folder and any S3-compatible endpoint (MinIO).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import pyarrow as pa
+import pyarrow.dataset as pads
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+from deltalake import CommitProperties, DeltaTable, write_deltalake
+from deltalake.exceptions import TableNotFoundError
+
+from shared.settings import StorageSettings
+
+Layer = Literal["bronze", "silver", "gold"]
+
+
+class LakePathError(ValueError):
+    """A lake path tried to leave the lake (absolute, `..`, empty segment)."""
+
+
+@dataclass(frozen=True)
+class DeltaCommit:
+    table: str
+    version: int
+    row_count: int
+
+
+def _clean_relative(path: str) -> str:
+    parts = path.split("/")
+    if path.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise LakePathError(f"not a clean lake-relative path: {path!r}")
+    return path
+
+
+class Lake:
+    """Object storage for all three layers; construct with `Lake.from_settings`."""
+
+    def __init__(
+        self,
+        filesystem: pafs.FileSystem,
+        fs_root: str,
+        uri_root: str,
+        delta_storage_options: Mapping[str, str],
+    ) -> None:
+        self._fs = filesystem
+        self._fs_root = fs_root.rstrip("/")
+        self._uri_root = uri_root.rstrip("/")
+        self._delta_options = dict(delta_storage_options)
+
+    @classmethod
+    def from_settings(cls, settings: StorageSettings) -> Lake:
+        if settings.backend == "local":
+            assert settings.local_root is not None, "NovaSettings derives local_root"
+            root = settings.local_root.resolve()
+            root.mkdir(parents=True, exist_ok=True)
+            return cls(pafs.LocalFileSystem(), root.as_posix(), root.as_posix(), {})
+        scheme, _, host = settings.s3_endpoint_url.partition("://")
+        access_key = settings.s3_access_key.get_secret_value()
+        secret_key = settings.s3_secret_key.get_secret_value()
+        filesystem = pafs.S3FileSystem(
+            access_key=access_key or None,
+            secret_key=secret_key or None,
+            endpoint_override=host,
+            scheme=scheme,
+            region=settings.s3_region,
+            allow_bucket_creation=False,
+        )
+        key_root = "/".join(p for p in (settings.s3_bucket, settings.s3_prefix.strip("/")) if p)
+        options = {
+            "AWS_ENDPOINT_URL": settings.s3_endpoint_url,
+            "AWS_REGION": settings.s3_region,
+            "AWS_ALLOW_HTTP": "true" if scheme == "http" else "false",
+            # MinIO honours If-None-Match, which makes concurrent Delta commits safe without a
+            # lock service.
+            "aws_conditional_put": "etag",
+        }
+        if access_key:
+            options["AWS_ACCESS_KEY_ID"] = access_key
+            options["AWS_SECRET_ACCESS_KEY"] = secret_key
+        return cls(filesystem, key_root, f"s3://{key_root}", options)
+
+    def __repr__(self) -> str:  # never show storage options: they hold credentials
+        return f"Lake({self._uri_root!r})"
+
+    # --- plain objects (bronze) -------------------------------------------------------------
+
+    def _fs_path(self, path: str) -> str:
+        return f"{self._fs_root}/{_clean_relative(path)}"
+
+    def exists(self, path: str) -> bool:
+        return self._fs.get_file_info(self._fs_path(path)).type != pafs.FileType.NotFound
+
+    def write_parquet(self, path: str, table: pa.Table) -> int:
+        """Write `table` so that readers see the whole object or nothing; returns its size."""
+        target = self._fs_path(path)
+        parent = target.rsplit("/", 1)[0]
+        self._fs.create_dir(parent, recursive=True)
+        if isinstance(self._fs, pafs.LocalFileSystem):
+            # A local write is not atomic: write beside the target and rename over it.
+            staging = f"{parent}/.tmp-{uuid.uuid4().hex}.parquet"
+            try:
+                pq.write_table(table, staging, filesystem=self._fs, compression="zstd")
+                self._fs.move(staging, target)
+            finally:
+                if self._fs.get_file_info(staging).type != pafs.FileType.NotFound:
+                    self._fs.delete_file(staging)
+        else:  # an S3 PUT becomes visible atomically once complete
+            pq.write_table(table, target, filesystem=self._fs, compression="zstd")
+        return self._fs.get_file_info(target).size or 0
+
+    def read_parquet(self, path: str) -> pa.Table:
+        return pq.read_table(self._fs_path(path), filesystem=self._fs)
+
+    def list_files(self, prefix: str) -> list[str]:
+        """Lake-relative paths of every object below `prefix`, sorted."""
+        selector = pafs.FileSelector(self._fs_path(prefix), recursive=True, allow_not_found=True)
+        infos = self._fs.get_file_info(selector)
+        cut = len(self._fs_root) + 1
+        return sorted(
+            i.path[cut:]
+            for i in infos
+            if i.type == pafs.FileType.File and not i.base_name.startswith(".")
+        )
+
+    # --- Delta tables (silver, gold) --------------------------------------------------------
+
+    def table_uri(self, layer: Layer, name: str) -> str:
+        return f"{self._uri_root}/{layer}/{_clean_relative(name)}"
+
+    def delta_table(self, layer: Layer, name: str, version: int | None = None) -> DeltaTable | None:
+        """The table at its latest (or a given) version, or None when it was never written."""
+        try:
+            return DeltaTable(
+                self.table_uri(layer, name), version=version, storage_options=self._delta_options
+            )
+        except TableNotFoundError:
+            return None
+
+    def delta_dataset(self, layer: Layer, name: str) -> pads.Dataset | None:
+        table = self.delta_table(layer, name)
+        return None if table is None else table.to_pyarrow_dataset()
+
+    def write_delta(
+        self,
+        layer: Layer,
+        name: str,
+        data: pa.Table,
+        *,
+        mode: Literal["append", "overwrite"],
+        predicate: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> DeltaCommit:
+        """Commit `data` atomically; `predicate` with overwrite replaces only matching rows."""
+        uri = self.table_uri(layer, name)
+        if predicate is not None and self.delta_table(layer, name) is None:
+            predicate = None  # nothing to replace yet: the first commit creates the table
+        write_deltalake(
+            uri,
+            data,
+            mode=mode,
+            predicate=predicate,
+            schema_mode="merge" if mode == "append" else None,
+            storage_options=self._delta_options,
+            commit_properties=CommitProperties(
+                custom_metadata={k: str(v) for k, v in (metadata or {}).items()}
+            ),
+        )
+        table = DeltaTable(uri, storage_options=self._delta_options)
+        return DeltaCommit(f"{layer}.{name}", table.version(), table.count())
