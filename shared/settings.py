@@ -14,7 +14,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class NatsSettings(BaseModel):
-    url: str = Field("nats://127.0.0.1:4222", description="NATS server URL the services connect to.")
+    url: str = Field(
+        "nats://127.0.0.1:4222", description="NATS server URL the services connect to."
+    )
     stream: str = Field("NOVA", description="JetStream stream that stores every nova.v1 event.")
     duplicate_window_seconds: float = Field(
         24 * 3600,
@@ -24,7 +26,9 @@ class NatsSettings(BaseModel):
 
 
 class StorageSettings(BaseModel):
-    backend: Literal["local", "s3"] = Field("local", description="Lake backend: local folder or S3.")
+    backend: Literal["local", "s3"] = Field(
+        "local", description="Lake backend: local folder or S3."
+    )
     local_root: Path | None = Field(None, description="Lake folder for the local backend.")
     s3_endpoint_url: str = Field("http://127.0.0.1:9000", description="S3/MinIO endpoint URL.")
     s3_bucket: str = Field("nova-lake", description="Bucket that holds the lake.")

@@ -28,7 +28,9 @@ class ItemPage(BaseModel):
     total: int = Field(description="Items matching the filters, over all pages.")
     limit: int
     offset: int
-    gold_version: int | None = Field(description="Version of gold.dim_item served; None before the first build.")
+    gold_version: int | None = Field(
+        description="Version of gold.dim_item served; None before the first build."
+    )
 
 
 class Health(BaseModel):

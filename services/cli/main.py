@@ -18,9 +18,7 @@ ITEMS_TIMEOUT_SECONDS = 120.0
 
 @app.command("demo-data")
 def demo_data(
-    out: Annotated[Path, typer.Option(help="Folder to write the exports into.")] = Path(
-        "var/demo"
-    ),
+    out: Annotated[Path, typer.Option(help="Folder to write the exports into.")] = Path("var/demo"),
     seed: Annotated[int, typer.Option(help="Same seed, same data.")] = 42,
     items: Annotated[int, typer.Option(help="Materials in the catalogue.")] = 800,
     depots: Annotated[int, typer.Option(help="Depots and tower sites.")] = 200,
@@ -67,8 +65,12 @@ def up(
             # Rename within one filesystem: the ingestor never sees a half-written workbook.
             stats.path.replace(inbox / stats.path.name)
             typer.echo(f"dropped {stats.path.name} ({stats.requisition_rows} lines) into {inbox}")
-            wait_until(lambda: stack.item_count() > 0 or stopping, ITEMS_TIMEOUT_SECONDS,
-                       "demo materials in the API", stack.check_children)
+            wait_until(
+                lambda: stack.item_count() > 0 or stopping,
+                ITEMS_TIMEOUT_SECONDS,
+                "demo materials in the API",
+                stack.check_children,
+            )
         api = stack.api_url
         typer.echo(
             "\nNova Corrente data platform is up.\n"

@@ -57,8 +57,9 @@ def port_is_free(host: str, port: int) -> bool:
         return True
 
 
-def wait_until(check: Callable[[], bool], timeout: float, what: str,
-               alive: Callable[[], None] = lambda: None) -> None:
+def wait_until(
+    check: Callable[[], bool], timeout: float, what: str, alive: Callable[[], None] = lambda: None
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         alive()
@@ -117,8 +118,10 @@ class Stack:
 
     def start(self) -> None:
         api = self.settings.api
-        for what, host, port in (("NATS", self.nats_host, self.nats_port),
-                                 ("API", api.host, api.port)):
+        for what, host, port in (
+            ("NATS", self.nats_host, self.nats_port),
+            ("API", api.host, api.port),
+        ):
             if not port_is_free(host, port):
                 raise RuntimeFailure(
                     f"port {port} for {what} on {host} is in use: stop what holds it or set "
@@ -126,13 +129,27 @@ class Stack:
                 )
         store = self.settings.nats_store_dir
         store.mkdir(parents=True, exist_ok=True)
-        self._spawn("nats", [
-            nats_server_binary(), "--jetstream", "--store_dir", str(store),
-            "--addr", self.nats_host, "--port", str(self.nats_port),
-            "--server_name", "nova-embedded",
-        ])
-        wait_until(lambda: _tcp_open(self.nats_host, self.nats_port), 30, "nats-server",
-                   self.check_children)
+        self._spawn(
+            "nats",
+            [
+                nats_server_binary(),
+                "--jetstream",
+                "--store_dir",
+                str(store),
+                "--addr",
+                self.nats_host,
+                "--port",
+                str(self.nats_port),
+                "--server_name",
+                "nova-embedded",
+            ],
+        )
+        wait_until(
+            lambda: _tcp_open(self.nats_host, self.nats_port),
+            30,
+            "nats-server",
+            self.check_children,
+        )
         for name in ("ingestor", "transformer", "api"):
             self._spawn(name, [sys.executable, "-m", f"services.{name}"])
         wait_until(self._api_healthy, 60, f"the API at {self.api_url}/health", self.check_children)

@@ -74,7 +74,9 @@ ERP_REQUISITIONS = DatasetContract(
         Column("item_code", "string", ("PRODUTO/SERVIÇO", "PRODUTO", "COD PRODUTO")),
         Column("item_description", "string", ("MATERIAL", "DESCRIÇÃO")),
         Column("item_family", "string", ("FAMÍLIA",)),
-        Column("supplier_name", "string", ("NOME FORNEC.", "FORNECEDOR"), required=False, nullable=True),
+        Column(
+            "supplier_name", "string", ("NOME FORNEC.", "FORNECEDOR"), required=False, nullable=True
+        ),
         Column("quantity", "float", ("QUANTIDADE", "QTD")),
         Column("unit", "string", ("U.M.", "UNIDADE"), required=False, nullable=True),
         Column("required_date", "date", ("DATA REQUISITADA",), required=False, nullable=True),

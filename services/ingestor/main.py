@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import time
 
@@ -61,10 +62,8 @@ async def run(settings: NovaSettings) -> None:
                     # Broker or lake trouble: the file stays in the inbox untouched.
                     log.exception("file_failed", file=str(path))
                     tracker.notice(path)  # retried once it is quiet again
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), TICK_SECONDS)
-            except TimeoutError:
-                pass
     finally:
         observer.stop()
         observer.join(timeout=5)

@@ -32,11 +32,10 @@ ARROW_TYPES: dict[str, pa.DataType] = {
 class ContractViolation(ValueError):
     """The file does not satisfy its contract; says where, so a planner can fix the export."""
 
-    def __init__(
-        self, reason: str, *, column: str | None = None, row: int | None = None
-    ) -> None:
+    def __init__(self, reason: str, *, column: str | None = None, row: int | None = None) -> None:
         where = ", ".join(
-            part for part in (f"column {column!r}" if column else "", f"row {row}" if row else "")
+            part
+            for part in (f"column {column!r}" if column else "", f"row {row}" if row else "")
             if part
         )
         super().__init__(f"{reason} ({where})" if where else reason)
@@ -126,8 +125,10 @@ def rows_to_table(
     source_rows: list[int] = []
     for offset, row in enumerate(rows):
         row_number = header.row_number + 1 + offset
-        cells = [row[header.positions[c.name]] if header.positions[c.name] < len(row) else None
-                 for c in columns]
+        cells = [
+            row[header.positions[c.name]] if header.positions[c.name] < len(row) else None
+            for c in columns
+        ]
         if all(cell is None or (isinstance(cell, str) and not cell.strip()) for cell in cells):
             continue
         for column, cell in zip(columns, cells, strict=True):
@@ -137,7 +138,9 @@ def rows_to_table(
                 raise ContractViolation(str(exc), column=column.name, row=row_number) from exc
             if typed is None and not column.nullable:
                 raise ContractViolation(
-                    "value is empty but the column does not allow it", column=column.name, row=row_number
+                    "value is empty but the column does not allow it",
+                    column=column.name,
+                    row=row_number,
                 )
             values[column.name].append(typed)
         source_rows.append(row_number)

@@ -67,9 +67,7 @@ def with_lineage(
         table.append_column("_source_file", pa.array([source_name] * rows, pa.string()))
         .append_column("_source_sheet", pa.array([sheet] * rows, pa.string()))
         .append_column("_content_sha256", pa.array([content_sha256] * rows, pa.string()))
-        .append_column(
-            "_ingested_at", pa.array([ingested_at] * rows, pa.timestamp("us", tz="UTC"))
-        )
+        .append_column("_ingested_at", pa.array([ingested_at] * rows, pa.timestamp("us", tz="UTC")))
     )
 
 
@@ -114,8 +112,13 @@ class IngestService:
                     sheet.table, path.name, sheet.sheet, content_sha256, ingested_at
                 )
                 size = await asyncio.to_thread(self._lake.write_parquet, target, table)
-                log.info("bronze_written", dataset=sheet.dataset, path=target,
-                         rows=table.num_rows, bytes=size)
+                log.info(
+                    "bronze_written",
+                    dataset=sheet.dataset,
+                    path=target,
+                    rows=table.num_rows,
+                    bytes=size,
+                )
                 event = BronzeIngested(
                     producer=PRODUCER,
                     correlation_id=correlation_id,
@@ -130,8 +133,11 @@ class IngestService:
                 log.info("event_published", subject=event.subject, event_id=event.event_id)
                 events.append(event)
             moved_to = self._move(path, self._archive_path(path, content_sha256, ingested_at))
-            log.info("file_archived", moved_to=str(moved_to),
-                     duration_ms=round((time.perf_counter() - started) * 1000, 1))
+            log.info(
+                "file_archived",
+                moved_to=str(moved_to),
+                duration_ms=round((time.perf_counter() - started) * 1000, 1),
+            )
             return IngestOutcome("ingested", correlation_id, content_sha256, events, moved_to)
 
     def _parse(self, path: Path) -> list[ParsedSheet]:
@@ -143,9 +149,14 @@ class IngestService:
             names = ", ".join(c.name for c in contracts)
             raise ContractViolation(f"no sheet has the header of any dataset contract ({names})")
         for sheet in sheets:
-            log.info("file_parsed", dataset=sheet.dataset, sheet=sheet.sheet,
-                     header_row=sheet.header_row, rows=sheet.table.num_rows,
-                     columns=sheet.table.num_columns)
+            log.info(
+                "file_parsed",
+                dataset=sheet.dataset,
+                sheet=sheet.sheet,
+                header_row=sheet.header_row,
+                rows=sheet.table.num_rows,
+                columns=sheet.table.num_columns,
+            )
         return sheets
 
     async def _reject(

@@ -22,9 +22,8 @@ from shared.settings import IngestorSettings
 def is_ignored(path: Path) -> bool:
     """Temporary and hidden names that editors and copy tools leave behind."""
     name = path.name
-    return (
-        name.startswith((".", "~$"))
-        or name.endswith((".tmp", ".part", ".crdownload", ".error.json"))
+    return name.startswith((".", "~$")) or name.endswith(
+        (".tmp", ".part", ".crdownload", ".error.json")
     )
 
 
@@ -85,7 +84,9 @@ class _NoticeHandler(FileSystemEventHandler):
         self._tracker.notice(Path(str(target)))
 
 
-def start_observer(inbox: Path, tracker: StabilityTracker, settings: IngestorSettings) -> BaseObserver:
+def start_observer(
+    inbox: Path, tracker: StabilityTracker, settings: IngestorSettings
+) -> BaseObserver:
     observer: BaseObserver = (
         PollingObserver(timeout=settings.poll_interval_seconds) if settings.polling else Observer()
     )

@@ -43,7 +43,7 @@ def read_workbook(path: Path, contracts: list[DatasetContract]) -> list[ParsedSh
                 header = find_header(head, contract)
                 if header is None:
                     continue
-                below_header = head[header.row_number:]
+                below_header = head[header.row_number :]
                 table = rows_to_table(
                     itertools.chain(
                         below_header, sheet.iter_rows(min_row=len(head) + 1, values_only=True)
@@ -55,4 +55,3 @@ def read_workbook(path: Path, contracts: list[DatasetContract]) -> list[ParsedSh
     finally:
         workbook.close()
     return parsed
-

@@ -52,18 +52,29 @@ def apply_bronze_event(lake: Lake, event: BronzeIngested) -> BuildResult:
         predicate=f"_content_sha256 = {_sql_text(event.content_sha256)}",
         metadata={**commit_metadata, "rows_written": silver_rows.num_rows},
     )
-    log.info("silver_committed", table=silver.table, version=silver.version,
-             rows_written=silver_rows.num_rows, row_count=silver.row_count)
+    log.info(
+        "silver_committed",
+        table=silver.table,
+        version=silver.version,
+        rows_written=silver_rows.num_rows,
+        row_count=silver.row_count,
+    )
 
     silver_dataset = lake.delta_dataset("silver", SILVER_ERP_REQUISITIONS.table)
     dim_item_rows = GOLD_DIM_ITEM.run(silver_erp_requisitions=silver_dataset)
     dim_item = lake.write_delta(
         "gold", GOLD_DIM_ITEM.table, dim_item_rows, mode="overwrite", metadata=commit_metadata
     )
-    log.info("gold_committed", table=dim_item.table, version=dim_item.version,
-             row_count=dim_item.row_count)
+    log.info(
+        "gold_committed",
+        table=dim_item.table,
+        version=dim_item.version,
+        row_count=dim_item.row_count,
+    )
     return BuildResult(
         build_id,
-        [TableVersion(table=c.table, version=c.version, row_count=c.row_count)
-         for c in (silver, dim_item)],
+        [
+            TableVersion(table=c.table, version=c.version, row_count=c.row_count)
+            for c in (silver, dim_item)
+        ],
     )

@@ -65,8 +65,11 @@ def build_app(settings: NovaSettings) -> FastStream:
                 headers={"Nats-Msg-Id": updated.build_id},
                 stream=settings.nats.stream,
             )
-            log.info("gold_updated_published", build_id=result.build_id,
-                     tables={t.table: t.version for t in result.tables})
+            log.info(
+                "gold_updated_published",
+                build_id=result.build_id,
+                tables={t.table: t.version for t in result.tables},
+            )
 
     return FastStream(broker, logger=logging.getLogger("faststream.app"))
 
@@ -78,8 +81,11 @@ async def serve(settings: NovaSettings) -> None:
         await ensure_stream(nc.jetstream(), settings.nats)
     finally:
         await nc.close()
-    log.info("transformer_started", stream=settings.nats.stream,
-             durable=settings.transformer.durable_name)
+    log.info(
+        "transformer_started",
+        stream=settings.nats.stream,
+        durable=settings.transformer.durable_name,
+    )
     await build_app(settings).run()
     log.info("transformer_stopped")
 

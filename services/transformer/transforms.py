@@ -71,34 +71,38 @@ SILVER_ERP_REQUISITIONS = Transform(
     layer="silver",
     table="erp_requisitions",
     inputs=("bronze_batch",),
-    schema=pa.schema([
-        pa.field("depot_code", pa.string()),
-        pa.field("item_code", pa.string()),
-        pa.field("item_description", pa.string()),
-        pa.field("item_family", pa.string()),
-        pa.field("supplier_name", pa.string()),
-        pa.field("quantity", pa.float64()),
-        pa.field("unit", pa.string()),
-        pa.field("required_date", pa.date32()),
-        pa.field("request_number", pa.string()),
-        pa.field("requested_date", pa.date32()),
-        pa.field("purchased_date", pa.date32()),
-        *LINEAGE_FIELDS,
-    ]),
+    schema=pa.schema(
+        [
+            pa.field("depot_code", pa.string()),
+            pa.field("item_code", pa.string()),
+            pa.field("item_description", pa.string()),
+            pa.field("item_family", pa.string()),
+            pa.field("supplier_name", pa.string()),
+            pa.field("quantity", pa.float64()),
+            pa.field("unit", pa.string()),
+            pa.field("required_date", pa.date32()),
+            pa.field("request_number", pa.string()),
+            pa.field("requested_date", pa.date32()),
+            pa.field("purchased_date", pa.date32()),
+            *LINEAGE_FIELDS,
+        ]
+    ),
 )
 
 GOLD_DIM_ITEM = Transform(
     layer="gold",
     table="dim_item",
     inputs=("silver_erp_requisitions",),
-    schema=pa.schema([
-        pa.field("item_code", pa.string()),
-        pa.field("item_description", pa.string()),
-        pa.field("item_family", pa.string()),
-        pa.field("unit", pa.string()),
-        pa.field("first_seen", pa.date32()),
-        pa.field("last_seen", pa.date32()),
-        pa.field("request_lines", pa.int64()),
-        pa.field("total_quantity", pa.float64()),
-    ]),
+    schema=pa.schema(
+        [
+            pa.field("item_code", pa.string()),
+            pa.field("item_description", pa.string()),
+            pa.field("item_family", pa.string()),
+            pa.field("unit", pa.string()),
+            pa.field("first_seen", pa.date32()),
+            pa.field("last_seen", pa.date32()),
+            pa.field("request_lines", pa.int64()),
+            pa.field("total_quantity", pa.float64()),
+        ]
+    ),
 )

@@ -1,0 +1,31 @@
+# Two commands for a fresh clone: `make run` and `make test`. Everything else is installed here.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+
+.PHONY: run test lint bench clean help
+
+help:
+	@echo "make run   - install, start the whole stack with demo data, print where to look"
+	@echo "make test  - install and run the whole test suite (lint included)"
+	@echo "make lint  - ruff"
+	@echo "make clean - remove the virtualenv and local state (var/)"
+
+$(INSTALLED): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[all,dev]'
+	@touch $@
+
+run: $(INSTALLED)
+	$(BIN)/nova up
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check .
+
+test: $(INSTALLED) lint
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) var

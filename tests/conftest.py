@@ -1,0 +1,67 @@
+"""Fixtures shared by the suite: free ports, a real nats-server, the real data folder."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from services.cli.runtime import nats_server_binary
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+REAL_DATA = REPO_ROOT.parent / "shared" / "data"
+REAL_WORKBOOK = REAL_DATA / "erp" / "dadosSuprimentos.xlsx"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on port {port} after {timeout}s")
+
+
+@pytest.fixture
+def nats_url(tmp_path: Path) -> Iterator[str]:
+    """A real nats-server with JetStream, on a free port, storing under tmp_path."""
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            nats_server_binary(),
+            "--jetstream",
+            "--store_dir",
+            str(tmp_path / "nats"),
+            "--addr",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port)
+        yield f"nats://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+@pytest.fixture
+def real_workbook() -> Path:
+    if not REAL_WORKBOOK.exists():
+        pytest.skip(f"real ERP workbook not present at {REAL_WORKBOOK} (it lives outside the repo)")
+    return REAL_WORKBOOK
