@@ -45,10 +45,17 @@ def up(
     settings = NovaSettings()
     stack = Stack(settings)
     stopping = False
+    serving = False
+
+    class StartInterrupted(Exception):
+        pass
 
     def request_stop(signum: int, _: object) -> None:
         nonlocal stopping
         stopping = True
+        if not serving:  # still starting: leave the waits at once, children are stopped below
+            raise StartInterrupted
+
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
@@ -81,12 +88,16 @@ def up(
             f"  items now  {stack.item_count()}\n"
             "Press Ctrl-C to stop."
         )
+        serving = True
         while not stopping:
             stack.check_children()
             time.sleep(0.5)
     except RuntimeFailure as failure:
         typer.echo(f"error: {failure}", err=True)
         exit_code = 1
+    except StartInterrupted:
+        typer.echo("interrupted while starting")
+        exit_code = 130
     finally:
         typer.echo("stopping ...")
         for name, code in stack.stop():

@@ -144,7 +144,14 @@ class IngestService:
         if path.suffix.lower() != ".xlsx":
             raise ContractViolation(f"unsupported file type {path.suffix or '(none)'!r}")
         contracts = self._contracts_for(path)
-        sheets = read_workbook(path, contracts)
+        try:
+            sheets = read_workbook(path, contracts)
+        except ContractViolation:
+            raise
+        except Exception as exc:
+            # Only the file is read here, so any failure is the file's: quarantine it rather
+            # than retry it forever.
+            raise ContractViolation(f"could not read the workbook: {exc!r}") from exc
         if not sheets:
             names = ", ".join(c.name for c in contracts)
             raise ContractViolation(f"no sheet has the header of any dataset contract ({names})")

@@ -116,6 +116,21 @@ def _start(tmp_path: Path, *args: str) -> RunningStack:
     return RunningStack(process, tmp_path / "var", f"http://127.0.0.1:{api_port}", output)
 
 
+def _processes_with_var_dir(var_dir: Path) -> list[int]:
+    """PIDs whose environment points at this test's var dir: nova up's children, if alive."""
+    marker = f"NOVA_VAR_DIR={var_dir}".encode()
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if marker in (proc / "environ").read_bytes().split(b"\0"):
+                found.append(int(proc.name))
+        except OSError:  # exited meanwhile, or not ours to read
+            continue
+    return found
+
+
 def _stop(stack: RunningStack) -> str:
     stack.process.send_signal(signal.SIGINT)  # what Ctrl-C sends
     rest, _ = stack.process.communicate(timeout=60)
@@ -171,12 +186,14 @@ def test_nova_up_serves_demo_materials_and_stops_cleanly(demo_stack: RunningStac
     assert [p.name.split("-", 1)[1] for p in archived] == [expected.path.name]
     assert not any(demo_stack.inbox.iterdir())
 
+    assert len(_processes_with_var_dir(demo_stack.var_dir)) == 5  # nova up, nats, 3 services
     rest = _stop(demo_stack)
     assert demo_stack.process.returncode == 0, rest
     for service in ("api", "transformer", "ingestor", "nats"):
         assert f"  {service} stopped\n" in rest, rest
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{demo_stack.api}/health", timeout=2)
+    assert _processes_with_var_dir(demo_stack.var_dir) == []
 
 
 def test_real_workbook_gives_exactly_its_879_material_codes(
@@ -217,3 +234,26 @@ def test_broken_file_is_quarantined_with_a_reason_and_the_stack_keeps_serving(
     good = generate_demo_workbook(tmp_path / "good", items=40, depots=10, days=90, seed=7)
     empty_stack.drop(good.path)
     empty_stack.wait_for_total(good.items)
+
+
+def test_ctrl_c_while_starting_stops_every_child(tmp_path: Path):
+    env = {
+        **os.environ,
+        "NOVA_VAR_DIR": str(tmp_path / "var"),
+        "NOVA_NATS__URL": f"nats://127.0.0.1:{free_port()}",
+        "NOVA_API__PORT": str(free_port()),
+    }
+    process = subprocess.Popen(
+        [NOVA, "up"], cwd=tmp_path, env=env, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    assert process.stdout is not None
+    first = process.stdout.readline()
+    assert "starting" in first
+    time.sleep(1.0)  # nats-server is up, the services are still importing
+    process.send_signal(signal.SIGINT)
+    rest, _ = process.communicate(timeout=60)
+    assert process.returncode == 130, rest
+    assert "interrupted while starting" in rest
+    assert "  nats stopped" in rest
+    assert _processes_with_var_dir(tmp_path / "var") == [], "children outlived nova up"
