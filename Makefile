@@ -23,6 +23,7 @@ run: $(INSTALLED)
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 test: $(INSTALLED) lint
 	$(BIN)/python -m pytest

@@ -50,8 +50,11 @@ def create_app(settings: ApiSettings, lake: Lake) -> FastAPI:
         version="1",
         description="Read-only access to gold tables. Serves precomputed data only.",
     )
-    app.state.gold = GoldReader(lake, settings.version_check_seconds)
+    app.state.gold = GoldReader(
+        lake, settings.version_check_seconds, sort_keys={"dim_item": "item_code"}
+    )
     max_page = settings.max_page_size
+    default_page = min(50, max_page)
 
     @app.get("/health", response_model=Health, tags=["operations"])
     def health() -> Health:
@@ -61,7 +64,7 @@ def create_app(settings: ApiSettings, lake: Lake) -> FastAPI:
     @app.get("/api/v1/items", response_model=ItemPage, tags=["items"])
     def list_items(
         gold: GoldDep,
-        limit: Annotated[int, Query(ge=1, le=max_page)] = 50,
+        limit: Annotated[int, Query(ge=1, le=max_page)] = default_page,
         offset: Annotated[int, Query(ge=0)] = 0,
         family: Annotated[str | None, Query(description="Exact item family.")] = None,
         q: Annotated[
@@ -79,7 +82,7 @@ def create_app(settings: ApiSettings, lake: Lake) -> FastAPI:
             needle = q.upper()
             table = table.filter(
                 pc.or_(
-                    pc.match_substring(table["item_code"], q),
+                    pc.match_substring(pc.utf8_upper(table["item_code"]), needle),
                     pc.match_substring(pc.utf8_upper(table["item_description"]), needle),
                 )
             )

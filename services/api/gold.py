@@ -25,12 +25,15 @@ class GoldReader:
     """Holds the latest loaded version of each gold table; checks for a newer one at most
     every `check_seconds`, so a burst of requests costs one look at the transaction log."""
 
-    def __init__(self, lake: Lake, check_seconds: float) -> None:
+    def __init__(
+        self, lake: Lake, check_seconds: float, sort_keys: dict[str, str] | None = None
+    ) -> None:
         self._lake = lake
         self._check_seconds = check_seconds
         self._snapshots: dict[str, GoldSnapshot] = {}
         self._checked_at: dict[str, float] = {}
         self._lock = threading.Lock()
+        self._sort_keys = sort_keys or {}
 
     def snapshot(self, table: str) -> GoldSnapshot | None:
         now = time.monotonic()
@@ -45,7 +48,10 @@ class GoldReader:
             version = delta.version()
             if current is not None and current.version == version:
                 return current
-            loaded = GoldSnapshot(table, version, delta.to_pyarrow_table())
+            data = delta.to_pyarrow_table()
+            if table in self._sort_keys:  # paging needs a stable order, whatever the file order
+                data = data.sort_by(self._sort_keys[table])
+            loaded = GoldSnapshot(table, version, data)
             self._snapshots[table] = loaded
             commit = (delta.history(1) or [{}])[0]
             log.info(

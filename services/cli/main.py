@@ -56,7 +56,6 @@ def up(
         if not serving:  # still starting: leave the waits at once, children are stopped below
             raise StartInterrupted
 
-
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
     inbox = settings.ingestor.inbox_dir

@@ -294,8 +294,9 @@ def generate_demo_workbook(
 ) -> DemoWorkbookStats:
     """Write the workbook and return what it holds. Same arguments, same content."""
     rng = random.Random(seed)
-    depot_codes = sorted({_site_code(rng) for _ in range(depots * 2)})[: depots - 4]
-    depot_codes += ["ALMOX-BA", "ESCRITÓRIO", "GERBA", "N/A"]
+    fixed_depots = ["ALMOX-BA", "ESCRITÓRIO", "GERBA", "N/A"][: max(depots, 1)]
+    generated = sorted({_site_code(rng) for _ in range(depots * 2)})
+    depot_codes = generated[: max(depots - len(fixed_depots), 0)] + fixed_depots
     supplier_family: dict[str, str] = {}
     while len(supplier_family) < 150:
         name = f"{rng.choice(SUPPLIER_NAMES)} {rng.choice(SUPPLIER_WORDS)} LTDA"
@@ -306,12 +307,13 @@ def generate_demo_workbook(
     catalogue = _items(rng, items, depot_codes, suppliers, supplier_family)
 
     start = end - timedelta(days=days - 1)
+    first_monday = start - timedelta(days=start.weekday())
     lines: list[tuple[date, DemoItem, str, str, float]] = []
     for item in catalogue:
-        for week in range(days // 7 + 1):
+        for week in range(days // 7 + 2):
             for _ in range(_poisson(rng, item.weekly_rate)):
-                day = start + timedelta(days=week * 7 + rng.randint(0, 5))  # no Sundays
-                if day > end:
+                day = first_monday + timedelta(days=week * 7 + rng.randint(0, 5))  # Mon..Sat
+                if not start <= day <= end:
                     continue
                 quantity = max(1, round(rng.expovariate(1 / item.mean_quantity)))
                 lines.append(

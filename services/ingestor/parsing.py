@@ -17,6 +17,8 @@ from services.ingestor.contracts import Column, DatasetContract
 
 HEADER_SCAN_ROWS = 30
 _EXCEL_EPOCH = date(1899, 12, 30)
+_EXCEL_SERIAL_1990 = (date(1990, 1, 1) - _EXCEL_EPOCH).days
+_EXCEL_SERIAL_2100 = (date(2100, 1, 1) - _EXCEL_EPOCH).days
 _DMY = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})$")
 _ISO_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:[ T].*)?$")
 _BR_NUMBER = re.compile(r"^-?\d{1,3}(\.\d{3})*(,\d+)?$|^-?\d+(,\d+)?$")
@@ -92,8 +94,14 @@ def _cast_date(value: object) -> date:
         return value.date()
     if isinstance(value, date):
         return value
-    if isinstance(value, int | float) and not isinstance(value, bool) and 1 <= value < 2_958_466:
-        return _EXCEL_EPOCH + timedelta(days=int(value))  # Excel serial day number
+    if (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and (_EXCEL_SERIAL_1990 <= value < _EXCEL_SERIAL_2100)
+    ):
+        # An Excel serial day number; outside 1990..2099 it is more likely a quantity or a
+        # request number in the wrong column than a date.
+        return _EXCEL_EPOCH + timedelta(days=int(value))
     if isinstance(value, str):
         text = value.strip()
         if m := _DMY.match(text):

@@ -11,6 +11,7 @@ import hashlib
 import json
 import shutil
 import time
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -106,30 +107,29 @@ class IngestService:
                 return await self._reject(path, content_sha256, correlation_id, violation)
             ingested_at = self._clock()
             events: list[Event] = []
-            for sheet in sheets:
-                target = bronze_path(sheet.dataset, content_sha256, ingested_at)
-                table = with_lineage(
-                    sheet.table, path.name, sheet.sheet, content_sha256, ingested_at
+            by_dataset: dict[str, list[pa.Table]] = defaultdict(list)
+            for sheet in sheets:  # a workbook may hold one dataset in several sheets
+                by_dataset[sheet.dataset].append(
+                    with_lineage(sheet.table, path.name, sheet.sheet, content_sha256, ingested_at)
                 )
+            for dataset, tables in by_dataset.items():
+                target = bronze_path(dataset, content_sha256, ingested_at)
+                table = pa.concat_tables(tables)
                 size = await asyncio.to_thread(self._lake.write_parquet, target, table)
                 log.info(
-                    "bronze_written",
-                    dataset=sheet.dataset,
-                    path=target,
-                    rows=table.num_rows,
-                    bytes=size,
+                    "bronze_written", dataset=dataset, path=target, rows=table.num_rows, bytes=size
                 )
                 event = BronzeIngested(
                     producer=PRODUCER,
                     correlation_id=correlation_id,
-                    dataset=sheet.dataset,
+                    dataset=dataset,
                     bronze_path=target,
                     content_sha256=content_sha256,
                     source_name=path.name,
                     row_count=table.num_rows,
                 )
                 # Same content, same id: JetStream drops a publish retried after a crash.
-                await self._publisher.publish(event, f"{content_sha256}.{sheet.dataset}")
+                await self._publisher.publish(event, f"{content_sha256}.{dataset}")
                 log.info("event_published", subject=event.subject, event_id=event.event_id)
                 events.append(event)
             moved_to = self._move(path, self._archive_path(path, content_sha256, ingested_at))

@@ -37,6 +37,9 @@ def read_workbook(path: Path, contracts: list[DatasetContract]) -> list[ParsedSh
     parsed: list[ParsedSheet] = []
     try:
         for sheet in workbook.worksheets:
+            # Read-only mode trusts the size the file declares, which exporters other than
+            # Excel often get wrong; a stale size would silently drop rows.
+            sheet.reset_dimensions()
             rows = sheet.iter_rows(values_only=True)
             head = [row for _, row in zip(range(HEADER_SCAN_ROWS), rows, strict=False)]
             for contract in contracts:

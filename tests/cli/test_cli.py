@@ -19,8 +19,20 @@ runner = CliRunner()
 
 def test_demo_data_command_writes_a_workbook(tmp_path):
     result = runner.invoke(
-        app, ["demo-data", "--out", str(tmp_path), "--items", "30", "--depots", "8",
-              "--days", "60", "--seed", "3"]
+        app,
+        [
+            "demo-data",
+            "--out",
+            str(tmp_path),
+            "--items",
+            "30",
+            "--depots",
+            "8",
+            "--days",
+            "60",
+            "--seed",
+            "3",
+        ],
     )
     assert result.exit_code == 0, result.output
     written = list(tmp_path.glob("*.xlsx"))

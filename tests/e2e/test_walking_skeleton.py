@@ -244,8 +244,12 @@ def test_ctrl_c_while_starting_stops_every_child(tmp_path: Path):
         "NOVA_API__PORT": str(free_port()),
     }
     process = subprocess.Popen(
-        [NOVA, "up"], cwd=tmp_path, env=env, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [NOVA, "up"],
+        cwd=tmp_path,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     assert process.stdout is not None
     first = process.stdout.readline()

@@ -1,0 +1,131 @@
+"""Dataset contracts: forgiving header matching."""
+
+import pytest
+
+from services.ingestor.contracts import (
+    CONTRACTS,
+    ERP_REQUISITIONS,
+    Column,
+    DatasetContract,
+    normalise_header,
+)
+
+REAL_HEADER = [
+    "DEPÓSITO",
+    "PRODUTO/SERVIÇO",
+    "MATERIAL",
+    "FAMÍLIA",
+    "NOME FORNEC.",
+    "QUANTIDADE",
+    "U.M.",
+    "DATA REQUISITADA",
+    "SOLICITAÇÃO",
+    "DATA SOLICITADO",
+    "DATA DE COMPRA",
+]
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("Família", "FAMILIA"),
+        (" Família ", "FAMILIA"),
+        ("FAMILIA", "FAMILIA"),
+        ("família", "FAMILIA"),
+        ("SOLICITAÇÃO", "SOLICITACAO"),
+        ("Depósito", "DEPOSITO"),
+        ("PRODUTO/SERVIÇO", "PRODUTO SERVICO"),
+        ("produto  /  serviço", "PRODUTO SERVICO"),
+        ("NOME FORNEC.", "NOME FORNEC"),
+        ("Nome   Fornec", "NOME FORNEC"),
+        ("U.M.", "U M"),
+        ("u m", "U M"),
+        ("DATA\nSOLICITADO", "DATA SOLICITADO"),
+        ("\tQuantidade\u00a0", "QUANTIDADE"),
+        ("ID SITE", "ID SITE"),
+        (None, ""),
+        ("", ""),
+        ("---", ""),
+        (12, "12"),
+    ],
+)
+def test_normalise_header(raw, expected):
+    assert normalise_header(raw) == expected
+
+
+def test_real_header_matches_every_column_in_place():
+    positions = ERP_REQUISITIONS.match_header(list(REAL_HEADER))
+    assert positions == {
+        "depot_code": 0,
+        "item_code": 1,
+        "item_description": 2,
+        "item_family": 3,
+        "supplier_name": 4,
+        "quantity": 5,
+        "unit": 6,
+        "required_date": 7,
+        "request_number": 8,
+        "requested_date": 9,
+        "purchased_date": 10,
+    }
+
+
+def test_columns_are_found_in_any_order_and_any_spelling():
+    header = [None, "qtd", "  familia ", "Descrição", "Produto", "Deposito", "extra column"]
+    positions = ERP_REQUISITIONS.match_header(header)
+    assert positions == {
+        "quantity": 1,
+        "item_family": 2,
+        "item_description": 3,
+        "item_code": 4,
+        "depot_code": 5,
+    }
+
+
+def test_optional_columns_may_be_missing():
+    header = ["PRODUTO/SERVIÇO", "MATERIAL", "FAMÍLIA", "QUANTIDADE", "DEPÓSITO"]
+    positions = ERP_REQUISITIONS.match_header(header)
+    assert positions is not None
+    assert "supplier_name" not in positions
+    assert "requested_date" not in positions
+
+
+@pytest.mark.parametrize(
+    "missing", [c for c in ERP_REQUISITIONS.columns if c.required], ids=lambda c: c.name
+)
+def test_missing_required_column_gives_none(missing):
+    aliases = missing.normalised_aliases
+    header = [h for h in REAL_HEADER if normalise_header(h) not in aliases]
+    assert len(header) == len(REAL_HEADER) - 1
+    assert ERP_REQUISITIONS.match_header(header) is None
+
+
+def test_empty_or_unrelated_rows_do_not_match():
+    assert ERP_REQUISITIONS.match_header([]) is None
+    assert ERP_REQUISITIONS.match_header([None, None, None]) is None
+    assert ERP_REQUISITIONS.match_header(["DESCRIÇÃO CTA.FINANC.", "Soma de VLR.LÍQUIDO"]) is None
+    assert ERP_REQUISITIONS.match_header(["SITE ", "ID SITE", "CLIENTE "]) is None
+
+
+def test_required_columns_of_the_erp_contract():
+    required = {c.name for c in ERP_REQUISITIONS.required}
+    assert required == {"depot_code", "item_code", "item_description", "item_family", "quantity"}
+    assert CONTRACTS["erp_requisitions"] is ERP_REQUISITIONS
+    assert set(ERP_REQUISITIONS.business_key) <= {c.name for c in ERP_REQUISITIONS.columns}
+    assert ERP_REQUISITIONS.business_date in {c.name for c in ERP_REQUISITIONS.columns}
+
+
+def test_a_small_custom_contract():
+    contract = DatasetContract(
+        name="stock",
+        description="test",
+        columns=(
+            Column("code", "string", ("CÓDIGO",)),
+            Column("on_hand", "float", ("SALDO",), required=False),
+        ),
+        business_key=("code",),
+        business_date=None,
+    )
+    assert contract.match_header(["saldo", "codigo"]) == {"code": 1, "on_hand": 0}
+    assert contract.match_header(["saldo"]) is None
+    assert contract.match_header(["codigo"]) == {"code": 0}
