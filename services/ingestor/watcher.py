@@ -21,7 +21,7 @@ from shared.settings import IngestorSettings
 
 def is_ignored(path: Path) -> bool:
     """Temporary and hidden names that editors and copy tools leave behind."""
-    name = path.name
+    name = path.name.lower()
     return name.startswith((".", "~$")) or name.endswith(
         (".tmp", ".part", ".crdownload", ".error.json")
     )

@@ -18,6 +18,8 @@ from services.ingestor.watcher import StabilityTracker, is_ignored, scan_existin
         "export.xlsx.part",
         "export.xlsx.crdownload",
         "export.xlsx.error.json",
+        "EXPORT.TMP",  # Windows tools write upper case
+        "export.xlsx.Part",
     ],
 )
 def test_temporary_and_hidden_names_are_ignored(name):
