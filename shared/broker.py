@@ -20,6 +20,7 @@ def stream_config(settings: NatsSettings) -> StreamConfig:
         storage=StorageType.FILE,
         discard=DiscardPolicy.OLD,
         duplicate_window=settings.duplicate_window_seconds,
+        max_age=settings.max_age_days * 24 * 3600,
     )
 
 

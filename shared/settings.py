@@ -23,6 +23,9 @@ class NatsSettings(BaseModel):
         description="How long JetStream remembers a Nats-Msg-Id to drop a re-published event.",
     )
     connect_timeout_seconds: float = Field(10.0, description="Give up connecting after this long.")
+    max_age_days: float = Field(
+        30.0, gt=1, description="Events older than this leave the stream (bounded disk use)."
+    )
 
 
 class StorageSettings(BaseModel):
@@ -53,7 +56,9 @@ class IngestorSettings(BaseModel):
 
 class TransformerSettings(BaseModel):
     durable_name: str = Field("transformer", description="Durable JetStream consumer name.")
-    max_deliver: int = Field(5, ge=1, description="Deliveries of one event before giving up.")
+    max_deliver: int = Field(
+        10, ge=1, description="Deliveries of one event (retried with backoff) before giving up."
+    )
     ack_wait_seconds: float = Field(300.0, gt=0, description="Redeliver when not acked this long.")
 
 
@@ -105,6 +110,12 @@ class NovaSettings(BaseSettings):
             self.ingestor.archive_dir = self.var_dir / "archive"
         if self.ingestor.quarantine_dir is None:
             self.ingestor.quarantine_dir = self.var_dir / "quarantine"
+        inbox = self.ingestor.inbox_dir.resolve()
+        for name in ("archive_dir", "quarantine_dir"):
+            folder = getattr(self.ingestor, name).resolve()
+            if folder.is_relative_to(inbox):
+                # The watcher would pick archived or quarantined files up again, forever.
+                raise ValueError(f"ingestor.{name} ({folder}) must not be inside the inbox")
         return self
 
     @property

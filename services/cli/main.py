@@ -98,6 +98,9 @@ def up(
         typer.echo("interrupted while starting")
         exit_code = 130
     finally:
+        # A second Ctrl-C must not abort the stop half-way and orphan children.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         typer.echo("stopping ...")
         for name, code in stack.stop():
             # uvicorn re-raises SIGTERM after its graceful shutdown, hence -15 is clean too.

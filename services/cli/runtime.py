@@ -22,7 +22,7 @@ import httpx
 
 from shared.settings import NovaSettings
 
-STOP_GRACE_SECONDS = 15.0
+STOP_GRACE_SECONDS = 20.0  # above the transformer's 10 s graceful timeout
 
 
 class RuntimeFailure(RuntimeError):

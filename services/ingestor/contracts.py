@@ -36,6 +36,12 @@ class Column:
         return frozenset(normalise_header(a) for a in (self.name, *self.aliases))
 
 
+# Empty markers planners type, and Excel's error values (openpyxl reads them as text).
+NULL_TOKENS = frozenset(
+    {"", "N/A", "NA", "-", "#N/A", "#REF!", "#VALUE!", "#DIV/0!", "#NAME?", "#NULL!", "#NUM!"}
+)
+
+
 @dataclass(frozen=True)
 class DatasetContract:
     name: str
@@ -43,7 +49,7 @@ class DatasetContract:
     columns: tuple[Column, ...]
     business_key: tuple[str, ...]
     business_date: str | None
-    null_tokens: frozenset[str] = field(default_factory=lambda: frozenset({"", "N/A", "NA", "-"}))
+    null_tokens: frozenset[str] = field(default_factory=lambda: NULL_TOKENS)
 
     @property
     def required(self) -> tuple[Column, ...]:

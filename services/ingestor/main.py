@@ -56,6 +56,8 @@ async def run(settings: NovaSettings) -> None:
     try:
         while not stop.is_set():
             for path in tracker.ready(time.monotonic()):
+                if stop.is_set():  # leave the rest for the next start
+                    break
                 try:
                     await service.process(path)
                 except Exception:

@@ -171,7 +171,7 @@ class IngestService:
     ) -> IngestOutcome:
         contracts = self._contracts_for(path)
         dataset = contracts[0].name if len(contracts) == 1 else "unknown"
-        moved_to = self._move(path, self._free_name(self._quarantine / path.name))
+        target = self._free_name(self._quarantine / path.name)
         report = {
             "file": path.name,
             "content_sha256": content_sha256,
@@ -182,8 +182,12 @@ class IngestService:
             "rejected_at": self._clock().isoformat(),
             "correlation_id": correlation_id,
         }
-        error_file = moved_to.with_name(moved_to.name + ".error.json")
+        # The reason goes down first: a crash between the two steps leaves the file in the inbox
+        # (retried), never a quarantined file without its reason.
+        target.parent.mkdir(parents=True, exist_ok=True)
+        error_file = target.with_name(target.name + ".error.json")
         error_file.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+        moved_to = self._move(path, target)
         log.warning("file_quarantined", reason=str(violation), moved_to=str(moved_to))
         event = IngestRejected(
             producer=PRODUCER,
@@ -195,7 +199,11 @@ class IngestService:
             column=violation.column,
             row=violation.row,
         )
-        await self._publisher.publish(event, f"{content_sha256}.rejected")
+        try:
+            await self._publisher.publish(event, f"{content_sha256}.rejected")
+        except Exception:
+            # The file and its report in quarantine are the record; the event only notifies.
+            log.exception("reject_event_not_published", subject=event.subject)
         return IngestOutcome("quarantined", correlation_id, content_sha256, [event], moved_to)
 
     def _archive_path(self, path: Path, content_sha256: str, when: datetime) -> Path:

@@ -68,6 +68,7 @@ def test_non_numbers_are_refused(raw):
         (45000.75, date(2023, 3, 15)),  # a serial with a time of day
         (32874, date(1990, 1, 1)),  # first serial taken as a date
         ("05/03/2024", date(2024, 3, 5)),  # dd/mm/yyyy, never mm/dd
+        ("07/01/2025 00:00:00", date(2025, 1, 7)),  # as many ERPs write it
         ("5/3/2024", date(2024, 3, 5)),
         ("31/12/2024", date(2024, 12, 31)),
         ("2024-03-05", date(2024, 3, 5)),
@@ -96,7 +97,9 @@ def test_non_dates_are_refused(raw):
         cast(raw, "requested_date")
 
 
-@pytest.mark.parametrize("token", [None, "", "   ", "N/A", "n/a", " N/A ", "NA", "-"])
+@pytest.mark.parametrize(
+    "token", [None, "", "   ", "N/A", "n/a", " N/A ", "NA", "-", "#N/A", "#REF!", "#VALUE!"]
+)
 @pytest.mark.parametrize("column", ["quantity", "requested_date", "depot_code"])
 def test_null_tokens_become_null(token, column):
     assert cast(token, column) is None

@@ -310,3 +310,14 @@ def test_damaged_workbook_is_quarantined(env, tmp_path):
     assert env.lake.list_files("bronze") == []
     ((event, _),) = env.publisher.published
     assert isinstance(event, IngestRejected)
+
+
+def test_reject_event_that_cannot_be_published_still_quarantines_with_reason(tmp_path):
+    env = Env(tmp_path, RecordingPublisher(fail=True))
+    broken = env.inbox / "broken.xlsx"
+    broken.write_bytes(b"not a workbook")
+    outcome = env.process(broken)  # must not raise: the report on disk is the record
+    assert outcome.status == "quarantined"
+    assert not broken.exists()
+    report = json.loads((env.quarantine / "broken.xlsx.error.json").read_text())
+    assert "not a readable .xlsx workbook" in report["reason"]

@@ -177,6 +177,7 @@ def test_every_listed_variable_is_actually_read(monkeypatch, tmp_path):
         "NOVA_NATS__STREAM": "S2",
         "NOVA_NATS__DUPLICATE_WINDOW_SECONDS": "7",
         "NOVA_NATS__CONNECT_TIMEOUT_SECONDS": "3",
+        "NOVA_NATS__MAX_AGE_DAYS": "2",
         "NOVA_STORAGE__BACKEND": "s3",
         "NOVA_STORAGE__LOCAL_ROOT": str(tmp_path / "lr"),
         "NOVA_STORAGE__S3_ENDPOINT_URL": "http://minio:9001",
@@ -208,3 +209,12 @@ def test_every_listed_variable_is_actually_read(monkeypatch, tmp_path):
         changed = NovaSettings()
         monkeypatch.delenv(name)
         assert changed.model_dump() != default.model_dump(), f"{name} was not read"
+
+
+@pytest.mark.parametrize("folder", ["archive_dir", "quarantine_dir"])
+def test_archive_or_quarantine_inside_the_inbox_is_refused(tmp_path, folder):
+    with pytest.raises(ValueError, match=f"{folder}.*must not be inside the inbox"):
+        NovaSettings(
+            var_dir=tmp_path,
+            ingestor={"inbox_dir": tmp_path / "inbox", folder: tmp_path / "inbox" / "done"},
+        )
