@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 import json
 import shutil
 import time
@@ -45,12 +46,8 @@ class IngestOutcome:
     moved_to: Path
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def sha256_of(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()
 
 
 def bronze_path(dataset: str, content_sha256: str, ingested_at: datetime) -> str:
@@ -99,10 +96,13 @@ class IngestService:
         correlation_id = new_correlation_id()
         with bind_correlation_id(correlation_id, file=path.name):
             started = time.perf_counter()
-            content_sha256 = await asyncio.to_thread(sha256_of, path)
-            log.info("file_received", content_sha256=content_sha256, bytes=path.stat().st_size)
+            # Hash and parse the same bytes: a planner re-saving the file meanwhile must not
+            # stamp one version's rows with another version's hash.
+            content = await asyncio.to_thread(path.read_bytes)
+            content_sha256 = sha256_of(content)
+            log.info("file_received", content_sha256=content_sha256, bytes=len(content))
             try:
-                sheets = await asyncio.to_thread(self._parse, path)
+                sheets = await asyncio.to_thread(self._parse, path, content)
             except ContractViolation as violation:
                 return await self._reject(path, content_sha256, correlation_id, violation)
             ingested_at = self._clock()
@@ -140,12 +140,12 @@ class IngestService:
             )
             return IngestOutcome("ingested", correlation_id, content_sha256, events, moved_to)
 
-    def _parse(self, path: Path) -> list[ParsedSheet]:
+    def _parse(self, path: Path, content: bytes) -> list[ParsedSheet]:
         if path.suffix.lower() != ".xlsx":
             raise ContractViolation(f"unsupported file type {path.suffix or '(none)'!r}")
         contracts = self._contracts_for(path)
         try:
-            sheets = read_workbook(path, contracts)
+            sheets = read_workbook(io.BytesIO(content), contracts)
         except ContractViolation:
             raise
         except Exception as exc:

@@ -6,6 +6,7 @@ import itertools
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import pyarrow as pa
 from openpyxl import load_workbook
@@ -28,10 +29,10 @@ class ParsedSheet:
     table: pa.Table
 
 
-def read_workbook(path: Path, contracts: list[DatasetContract]) -> list[ParsedSheet]:
+def read_workbook(source: Path | BinaryIO, contracts: list[DatasetContract]) -> list[ParsedSheet]:
     """Every (sheet, contract) pair whose header matches; a bad sheet for a match raises."""
     try:
-        workbook = load_workbook(path, read_only=True, data_only=True)
+        workbook = load_workbook(source, read_only=True, data_only=True)
     except (zipfile.BadZipFile, InvalidFileException, KeyError, OSError) as exc:
         raise ContractViolation(f"not a readable .xlsx workbook: {exc}") from exc
     parsed: list[ParsedSheet] = []
