@@ -161,11 +161,11 @@ class Lake:
         metadata: Mapping[str, Any] | None = None,
     ) -> DeltaCommit:
         """Commit `data` atomically; `predicate` with overwrite replaces only matching rows."""
-        uri = self.table_uri(layer, name)
-        if predicate is not None and self.delta_table(layer, name) is None:
+        existing = self.delta_table(layer, name)
+        if existing is None:
             predicate = None  # nothing to replace yet: the first commit creates the table
         write_deltalake(
-            uri,
+            existing if existing is not None else self.table_uri(layer, name),
             data,
             mode=mode,
             predicate=predicate,
@@ -175,5 +175,7 @@ class Lake:
                 custom_metadata={k: str(v) for k, v in (metadata or {}).items()}
             ),
         )
-        table = DeltaTable(uri, storage_options=self._delta_options)
+        # Writing through an open table moves it to our own commit, even if others follow.
+        table = existing if existing is not None else self.delta_table(layer, name)
+        assert table is not None, "the write above created the table"
         return DeltaCommit(f"{layer}.{name}", table.version(), table.count())

@@ -72,7 +72,7 @@ def up(
             stats.path.replace(inbox / stats.path.name)
             typer.echo(f"dropped {stats.path.name} ({stats.requisition_rows} lines) into {inbox}")
             wait_until(
-                lambda: stack.item_count() > 0 or stopping,
+                lambda: stack.item_count() > 0,
                 ITEMS_TIMEOUT_SECONDS,
                 "demo materials in the API",
                 stack.check_children,

@@ -80,9 +80,8 @@ def _tcp_open(host: str, port: int) -> bool:
 class Stack:
     """Starts the children in dependency order and stops them in reverse."""
 
-    def __init__(self, settings: NovaSettings, env: dict[str, str] | None = None) -> None:
+    def __init__(self, settings: NovaSettings) -> None:
         self.settings = settings
-        self._env = {**os.environ, **(env or {})}
         self.children: list[Child] = []
         nats_url = urlparse(settings.nats.url)
         self.nats_host = nats_url.hostname or "127.0.0.1"
@@ -99,7 +98,7 @@ class Stack:
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                env={**self._env, "NOVA_LOG__FORMAT": "json"},
+                env={**os.environ, "NOVA_LOG__FORMAT": "json"},
                 start_new_session=True,  # Ctrl-C reaches us only; we stop children in order
             )
         child = Child(name, process, log_path)
@@ -118,14 +117,14 @@ class Stack:
 
     def start(self) -> None:
         api = self.settings.api
-        for what, host, port in (
-            ("NATS", self.nats_host, self.nats_port),
-            ("API", api.host, api.port),
+        for what, host, port, variable in (
+            ("NATS", self.nats_host, self.nats_port, "NOVA_NATS__URL"),
+            ("API", api.host, api.port, "NOVA_API__PORT"),
         ):
             if not port_is_free(host, port):
                 raise RuntimeFailure(
                     f"port {port} for {what} on {host} is in use: stop what holds it or set "
-                    + ("NOVA_NATS__URL" if what == "NATS" else "NOVA_API__PORT")
+                    f"{variable}"
                 )
         store = self.settings.nats_store_dir
         store.mkdir(parents=True, exist_ok=True)

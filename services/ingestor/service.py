@@ -46,10 +46,6 @@ class IngestOutcome:
     moved_to: Path
 
 
-def sha256_of(content: bytes) -> str:
-    return hashlib.sha256(content).hexdigest()
-
-
 def bronze_path(dataset: str, content_sha256: str, ingested_at: datetime) -> str:
     return (
         f"bronze/{dataset}/year={ingested_at:%Y}/month={ingested_at:%m}/day={ingested_at:%d}/"
@@ -99,12 +95,15 @@ class IngestService:
             # Hash and parse the same bytes: a planner re-saving the file meanwhile must not
             # stamp one version's rows with another version's hash.
             content = await asyncio.to_thread(path.read_bytes)
-            content_sha256 = sha256_of(content)
+            content_sha256 = hashlib.sha256(content).hexdigest()
             log.info("file_received", content_sha256=content_sha256, bytes=len(content))
+            contracts = self._contracts_for(path)
             try:
-                sheets = await asyncio.to_thread(self._parse, path, content)
+                sheets = await asyncio.to_thread(self._parse, path, content, contracts)
             except ContractViolation as violation:
-                return await self._reject(path, content_sha256, correlation_id, violation)
+                return await self._reject(
+                    path, content_sha256, correlation_id, contracts, violation
+                )
             ingested_at = self._clock()
             events: list[Event] = []
             by_dataset: dict[str, list[pa.Table]] = defaultdict(list)
@@ -140,10 +139,11 @@ class IngestService:
             )
             return IngestOutcome("ingested", correlation_id, content_sha256, events, moved_to)
 
-    def _parse(self, path: Path, content: bytes) -> list[ParsedSheet]:
+    def _parse(
+        self, path: Path, content: bytes, contracts: list[DatasetContract]
+    ) -> list[ParsedSheet]:
         if path.suffix.lower() != ".xlsx":
             raise ContractViolation(f"unsupported file type {path.suffix or '(none)'!r}")
-        contracts = self._contracts_for(path)
         try:
             sheets = read_workbook(io.BytesIO(content), contracts)
         except ContractViolation:
@@ -167,9 +167,13 @@ class IngestService:
         return sheets
 
     async def _reject(
-        self, path: Path, content_sha256: str, correlation_id: str, violation: ContractViolation
+        self,
+        path: Path,
+        content_sha256: str,
+        correlation_id: str,
+        contracts: list[DatasetContract],
+        violation: ContractViolation,
     ) -> IngestOutcome:
-        contracts = self._contracts_for(path)
         dataset = contracts[0].name if len(contracts) == 1 else "unknown"
         target = self._free_name(self._quarantine / path.name)
         report = {
