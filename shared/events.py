@@ -50,6 +50,10 @@ class BronzeIngested(Event):
     content_sha256: str
     source_name: str
     row_count: int = Field(ge=0)
+    extra_columns: list[str] = Field(
+        default_factory=list,
+        description="Columns the contract does not know, kept in bronze as text (schema drift).",
+    )
 
 
 class TableVersion(BaseModel):

@@ -52,6 +52,25 @@ class IngestorSettings(BaseModel):
         False, description="Poll the inbox instead of inotify (SMB/NFS shares send no events)."
     )
     poll_interval_seconds: float = Field(1.0, gt=0, description="Polling period when polling.")
+    max_file_bytes: int = Field(
+        1024**3, gt=0, description="Files larger than this are quarantined unread."
+    )
+    max_uncompressed_bytes: int = Field(
+        512 * 1024**2,
+        gt=0,
+        description="A workbook whose zip would expand beyond this is quarantined (zip bombs).",
+    )
+    ledger_bucket: str = Field(
+        "nova_ingest_ledger", description="JetStream key-value bucket of the ingest ledger."
+    )
+    metrics_port: int = Field(
+        9101, ge=0, le=65535, description="Prometheus metrics port of the ingestor (0: off)."
+    )
+    bronze_retention_days: float = Field(
+        90.0,
+        gt=0,
+        description="Bronze partitions older than this are pruned once their data is in silver.",
+    )
 
 
 class TransformerSettings(BaseModel):

@@ -8,7 +8,7 @@ readable. The same code serves a local folder and any S3-compatible endpoint (Mi
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -102,21 +102,40 @@ class Lake:
 
     def write_parquet(self, path: str, table: pa.Table) -> int:
         """Write `table` so that readers see the whole object or nothing; returns its size."""
+        return self.write_parquet_batches(path, table.schema, table.to_batches())
+
+    def write_parquet_batches(
+        self, path: str, schema: pa.Schema, batches: Iterable[pa.RecordBatch]
+    ) -> int:
+        """Stream batches into one Parquet object, visible only once complete; returns its size.
+
+        Memory stays at one batch. If the batches raise (a bad row half-way through a file),
+        nothing appears at `path` and the partial object is removed.
+        """
         target = self._fs_path(path)
         parent = target.rsplit("/", 1)[0]
+        # Locally a rename is atomic; on S3 a completed PUT is, but closing an upload completes
+        # it, so a failed stream is written aside and never reaches the target key.
+        staging = (
+            f"{parent}/.tmp-{uuid.uuid4().hex}.parquet"
+            if isinstance(self._fs, pafs.LocalFileSystem)
+            else f"{self._fs_root}/_staging/{uuid.uuid4().hex}.parquet"
+        )
         self._fs.create_dir(parent, recursive=True)
-        if isinstance(self._fs, pafs.LocalFileSystem):
-            # A local write is not atomic: write beside the target and rename over it.
-            staging = f"{parent}/.tmp-{uuid.uuid4().hex}.parquet"
-            try:
-                pq.write_table(table, staging, filesystem=self._fs, compression="zstd")
-                self._fs.move(staging, target)
-            finally:
-                if self._fs.get_file_info(staging).type != pafs.FileType.NotFound:
-                    self._fs.delete_file(staging)
-        else:  # an S3 PUT becomes visible atomically once complete
-            pq.write_table(table, target, filesystem=self._fs, compression="zstd")
+        try:
+            with pq.ParquetWriter(
+                staging, schema, filesystem=self._fs, compression="zstd"
+            ) as writer:
+                for batch in batches:
+                    writer.write_batch(batch)
+            self._fs.move(staging, target)
+        finally:
+            if self._fs.get_file_info(staging).type != pafs.FileType.NotFound:
+                self._fs.delete_file(staging)
         return self._fs.get_file_info(target).size or 0
+
+    def delete_dir(self, path: str) -> None:
+        self._fs.delete_dir(self._fs_path(path))
 
     def read_parquet(self, path: str) -> pa.Table:
         return pq.read_table(self._fs_path(path), filesystem=self._fs)

@@ -6,10 +6,14 @@ import asyncio
 import contextlib
 import signal
 import time
+from pathlib import Path
 
 from nats.js import JetStreamContext
+from prometheus_client import start_http_server
 
-from services.ingestor.service import IngestService
+from services.ingestor.ledger import JetStreamLedger
+from services.ingestor.metrics import IngestMetrics
+from services.ingestor.service import FileChangedError, IngestService
 from services.ingestor.watcher import StabilityTracker, scan_existing, start_observer
 from shared.broker import connect, ensure_stream
 from shared.events import Event
@@ -19,6 +23,23 @@ from shared.storage import Lake
 
 log = get_logger(__name__)
 TICK_SECONDS = 0.2
+
+
+class RetryPolicy:
+    """Per-file exponential backoff: 1 s, 2 s, 4 s ... capped at a minute."""
+
+    def __init__(self, first_seconds: float = 1.0, max_seconds: float = 60.0) -> None:
+        self._first = first_seconds
+        self._max = max_seconds
+        self._failures: dict[Path, int] = {}
+
+    def failed(self, path: Path) -> float:
+        count = self._failures.get(path, 0)
+        self._failures[path] = count + 1
+        return min(self._max, self._first * 2**count)
+
+    def succeeded(self, path: Path) -> None:
+        self._failures.pop(path, None)
 
 
 class JetStreamPublisher:
@@ -42,7 +63,14 @@ async def run(settings: NovaSettings) -> None:
     nc = await connect(settings.nats, name="ingestor")
     js = nc.jetstream()
     await ensure_stream(js, settings.nats)
-    service = IngestService(Lake.from_settings(settings.storage), JetStreamPublisher(js), ingestor)
+    ledger = await JetStreamLedger.open(js, ingestor.ledger_bucket)
+    metrics = IngestMetrics()
+    metrics.watch_quarantine(ingestor.quarantine_dir)
+    if ingestor.metrics_port:
+        start_http_server(ingestor.metrics_port, registry=metrics.registry)
+    lake = Lake.from_settings(settings.storage)
+    service = IngestService(lake, JetStreamPublisher(js), ledger, ingestor, metrics)
+    retry = RetryPolicy()
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -60,10 +88,18 @@ async def run(settings: NovaSettings) -> None:
                     break
                 try:
                     await service.process(path)
+                    retry.succeeded(path)
+                except FileChangedError:
+                    log.info("file_changed_while_read", file=str(path))
+                    tracker.notice(path)
+                except FileNotFoundError:
+                    log.info("file_vanished", file=str(path))
                 except Exception:
-                    # Broker or lake trouble: the file stays in the inbox untouched.
-                    log.exception("file_failed", file=str(path))
-                    tracker.notice(path)  # retried once it is quiet again
+                    # Broker or lake trouble: the file stays in the inbox untouched and is tried
+                    # again later, backing off so a long outage is not a busy loop.
+                    delay = retry.failed(path)
+                    log.exception("file_failed", file=str(path), retry_in_seconds=delay)
+                    tracker.notice(path, not_before=time.monotonic() + delay)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), TICK_SECONDS)
     finally:

@@ -1,19 +1,20 @@
-"""One file's trip: hash, parse against its contract, write bronze, publish, archive.
+"""One file's trip: check, hash, consult the ledger, parse against its contract, write bronze,
+publish, archive — or quarantine with the reason.
 
-Adapters come in through the constructor (the lake, an event publisher, a clock), so this is
-testable without a broker.
+Adapters come in through the constructor (the lake, an event publisher, the ledger, a clock),
+so this is testable without a broker. The order of the steps is what makes a crash at any point
+harmless; see `process`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import io
 import json
 import shutil
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,29 +22,59 @@ from typing import Literal, Protocol
 
 import pyarrow as pa
 
+from services.ingestor import csv_reader
 from services.ingestor.contracts import CONTRACTS, DatasetContract
-from services.ingestor.parsing import ContractViolation
-from services.ingestor.workbook import ParsedSheet, read_workbook
+from services.ingestor.json_reader import read_json
+from services.ingestor.ledger import Ledger, LedgerEntry
+from services.ingestor.metrics import IngestMetrics
+from services.ingestor.parsing import ContractViolation, HeaderMatch
+from services.ingestor.workbook import read_workbook
 from shared.events import BronzeIngested, Event, IngestRejected, new_correlation_id
 from shared.logging import bind_correlation_id, get_logger
 from shared.settings import IngestorSettings
 from shared.storage import Lake
 
 PRODUCER = "ingestor"
+FORMATS_BY_SUFFIX = {".xlsx": "xlsx", ".csv": "csv", ".txt": "csv", ".json": "json"}
 log = get_logger(__name__)
+
+LINEAGE_FIELDS = (
+    pa.field("_source_file", pa.string()),
+    pa.field("_source_sheet", pa.string()),
+    pa.field("_content_sha256", pa.string()),
+    pa.field("_ingested_at", pa.timestamp("us", tz="UTC")),
+)
 
 
 class EventPublisher(Protocol):
     async def publish(self, event: Event, message_id: str) -> None: ...
 
 
+class FileChangedError(RuntimeError):
+    """The file changed while it was read; it is left in the inbox to be read again."""
+
+
 @dataclass(frozen=True)
 class IngestOutcome:
-    status: Literal["ingested", "quarantined"]
+    status: Literal["ingested", "duplicate", "quarantined"]
     correlation_id: str
     content_sha256: str
     events: list[Event]
     moved_to: Path
+
+
+@dataclass(frozen=True)
+class _Part:
+    """One dataset's rows from one file, as lazily produced batches."""
+
+    header: HeaderMatch
+    sheets: tuple[str, ...]
+    schema: pa.Schema
+    batches: Iterable[tuple[str, pa.RecordBatch]]  # (sheet name or "", batch)
+
+    @property
+    def dataset(self) -> str:
+        return self.header.contract.name
 
 
 def bronze_path(dataset: str, content_sha256: str, ingested_at: datetime) -> str:
@@ -53,16 +84,38 @@ def bronze_path(dataset: str, content_sha256: str, ingested_at: datetime) -> str
     )
 
 
-def with_lineage(
-    table: pa.Table, source_name: str, sheet: str, content_sha256: str, ingested_at: datetime
-) -> pa.Table:
-    rows = table.num_rows
-    return (
-        table.append_column("_source_file", pa.array([source_name] * rows, pa.string()))
-        .append_column("_source_sheet", pa.array([sheet] * rows, pa.string()))
-        .append_column("_content_sha256", pa.array([content_sha256] * rows, pa.string()))
-        .append_column("_ingested_at", pa.array([ingested_at] * rows, pa.timestamp("us", tz="UTC")))
-    )
+def unsafe_name_reason(name: str) -> str | None:
+    """Names an ERP or a planner should never produce, and that could escape a folder later."""
+    if "/" in name or "\\" in name:
+        return "the file name contains a path separator"
+    if ".." in name:
+        return "the file name contains '..'"
+    if any(ord(c) < 32 for c in name):
+        return "the file name contains control characters"
+    return None
+
+
+def sha256_file(path: Path) -> str:
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def _lineage_schema(schema: pa.Schema) -> pa.Schema:
+    return pa.schema([*schema, *LINEAGE_FIELDS])
+
+
+def _with_lineage(
+    batch: pa.RecordBatch, source: str, sheet: str, sha: str, at: datetime
+) -> pa.RecordBatch:
+    rows = batch.num_rows
+    columns = [
+        *batch.columns,
+        pa.array([source] * rows, pa.string()),
+        pa.array([sheet] * rows, pa.string()),
+        pa.array([sha] * rows, pa.string()),
+        pa.array([at] * rows, pa.timestamp("us", tz="UTC")),
+    ]
+    return pa.RecordBatch.from_arrays(columns, schema=_lineage_schema(batch.schema))
 
 
 class IngestService:
@@ -70,15 +123,20 @@ class IngestService:
         self,
         lake: Lake,
         publisher: EventPublisher,
+        ledger: Ledger,
         settings: IngestorSettings,
+        metrics: IngestMetrics | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         assert settings.inbox_dir and settings.archive_dir and settings.quarantine_dir
         self._lake = lake
         self._publisher = publisher
+        self._ledger = ledger
+        self._settings = settings
         self._inbox = settings.inbox_dir
         self._archive = settings.archive_dir
         self._quarantine = settings.quarantine_dir
+        self.metrics = metrics or IngestMetrics()
         self._clock = clock
 
     def _contracts_for(self, path: Path) -> list[DatasetContract]:
@@ -89,82 +147,240 @@ class IngestService:
         return list(CONTRACTS.values())
 
     async def process(self, path: Path) -> IngestOutcome:
+        """Ingest one complete file. A crash at any step is safe to retry from the start:
+
+        1. the ledger entry `started` fixes the ingestion time, hence the bronze paths;
+        2. bronze objects are written whole at those paths (a retry overwrites, never adds);
+        3. events are published with `Nats-Msg-Id` = content hash (JetStream drops a repeat);
+        4. the ledger entry `published` turns any later copy of this content into a no-op;
+        5. the file moves to the archive.
+        """
         correlation_id = new_correlation_id()
         with bind_correlation_id(correlation_id, file=path.name):
             started = time.perf_counter()
-            # Hash and parse the same bytes: a planner re-saving the file meanwhile must not
-            # stamp one version's rows with another version's hash.
-            content = await asyncio.to_thread(path.read_bytes)
-            content_sha256 = hashlib.sha256(content).hexdigest()
-            log.info("file_received", content_sha256=content_sha256, bytes=len(content))
             contracts = self._contracts_for(path)
+            size = path.stat().st_size
+            log.info("file_complete", bytes=size, inbox_path=str(path.relative_to(self._inbox)))
+            if reason := self._refusal(path, size):
+                violation = ContractViolation(reason)
+                return await self._reject(path, "", correlation_id, contracts, violation, started)
+            before = path.stat()
+            content_sha256 = await asyncio.to_thread(sha256_file, path)
+            entry = await self._ledger.get(content_sha256)
+            if entry is not None and entry.status == "published":
+                return self._duplicate(path, entry, correlation_id, started)
+            if entry is None:
+                entry = LedgerEntry(
+                    content_sha256=content_sha256,
+                    status="started",
+                    ingested_at=self._clock(),
+                    correlation_id=correlation_id,
+                    source_name=path.name,
+                )
+                await self._ledger.put(entry)
+            else:
+                log.info("file_resumed", first_attempt_correlation_id=entry.correlation_id)
+            ingested_at = entry.ingested_at
             try:
-                sheets = await asyncio.to_thread(self._parse, path, content, contracts)
+                parts = await asyncio.to_thread(self._read_parts, path, contracts)
+                written = await asyncio.to_thread(
+                    self._write_bronze, path, parts, content_sha256, ingested_at
+                )
             except ContractViolation as violation:
                 return await self._reject(
-                    path, content_sha256, correlation_id, contracts, violation
+                    path, content_sha256, correlation_id, contracts, violation, started
                 )
-            ingested_at = self._clock()
-            events: list[Event] = []
-            by_dataset: dict[str, list[pa.Table]] = defaultdict(list)
-            for sheet in sheets:  # a workbook may hold one dataset in several sheets
-                by_dataset[sheet.dataset].append(
-                    with_lineage(sheet.table, path.name, sheet.sheet, content_sha256, ingested_at)
+            after = path.stat()
+            if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns):
+                raise FileChangedError(f"{path.name} changed while it was read")
+            events = await self._publish(path, written, content_sha256, correlation_id)
+            await self._ledger.put(
+                entry.model_copy(
+                    update={
+                        "status": "published",
+                        "bronze_paths": {e.dataset: e.bronze_path for e in events},
+                        "event_ids": {e.dataset: e.event_id for e in events},
+                    }
                 )
-            for dataset, tables in by_dataset.items():
-                target = bronze_path(dataset, content_sha256, ingested_at)
-                table = pa.concat_tables(tables)
-                size = await asyncio.to_thread(self._lake.write_parquet, target, table)
-                log.info(
-                    "bronze_written", dataset=dataset, path=target, rows=table.num_rows, bytes=size
-                )
-                event = BronzeIngested(
-                    producer=PRODUCER,
-                    correlation_id=correlation_id,
-                    dataset=dataset,
-                    bronze_path=target,
-                    content_sha256=content_sha256,
-                    source_name=path.name,
-                    row_count=table.num_rows,
-                )
-                # Same content, same id: JetStream drops a publish retried after a crash.
-                await self._publisher.publish(event, f"{content_sha256}.{dataset}")
-                log.info("event_published", subject=event.subject, event_id=event.event_id)
-                events.append(event)
-            moved_to = self._move(path, self._archive_path(path, content_sha256, ingested_at))
-            log.info(
-                "file_archived",
-                moved_to=str(moved_to),
-                duration_ms=round((time.perf_counter() - started) * 1000, 1),
             )
+            moved_to = self._move(path, self._archive_path(path, content_sha256, ingested_at))
+            duration = time.perf_counter() - started
+            log.info("file_archived", moved_to=str(moved_to), duration_ms=round(duration * 1000, 1))
+            fmt = FORMATS_BY_SUFFIX.get(path.suffix.lower(), "other")
+            self.metrics.bytes.labels(fmt).inc(size)
+            self.metrics.duration.labels("ingested").observe(duration)
+            for event in events:
+                self.metrics.files.labels(event.dataset, "ingested").inc()
+                self.metrics.rows.labels(event.dataset).inc(event.row_count)
             return IngestOutcome("ingested", correlation_id, content_sha256, events, moved_to)
 
-    def _parse(
-        self, path: Path, content: bytes, contracts: list[DatasetContract]
-    ) -> list[ParsedSheet]:
-        if path.suffix.lower() != ".xlsx":
-            raise ContractViolation(f"unsupported file type {path.suffix or '(none)'!r}")
+    def _refusal(self, path: Path, size: int) -> str | None:
+        if reason := unsafe_name_reason(path.name):
+            return reason
+        if path.suffix.lower() not in FORMATS_BY_SUFFIX:
+            accepted = ", ".join(sorted(FORMATS_BY_SUFFIX))
+            return f"unsupported file type {path.suffix or '(none)'!r}; accepted: {accepted}"
+        if size == 0:
+            return "the file is empty"
+        if size > self._settings.max_file_bytes:
+            return (
+                f"the file has {size:,} bytes, over the limit of "
+                f"{self._settings.max_file_bytes:,} (NOVA_INGESTOR__MAX_FILE_BYTES)"
+            )
+        return None
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def _read_parts(self, path: Path, contracts: list[DatasetContract]) -> list[_Part]:
+        fmt = FORMATS_BY_SUFFIX[path.suffix.lower()]
+        accepting = [c for c in contracts if fmt in c.formats]
+        if not accepting:
+            raise ContractViolation(
+                f"dataset {contracts[0].name} does not accept {fmt} files "
+                f"(accepted: {', '.join(contracts[0].formats)})",
+                dataset=contracts[0].name,
+            )
+        dataset = accepting[0].name if len(accepting) == 1 else None
         try:
-            sheets = read_workbook(io.BytesIO(content), contracts)
-        except ContractViolation:
+            if fmt == "csv":
+                return [self._csv_part(path, accepting)]
+            content = path.read_bytes()
+            if fmt == "json":
+                header, table = read_json(content, accepting)
+                batches = (("", batch) for batch in table.to_batches())
+                return [_Part(header, ("",), table.schema, batches)]
+            return self._workbook_parts(content, accepting)
+        except ContractViolation as violation:
+            violation.dataset = violation.dataset or dataset
             raise
-        except Exception as exc:
-            # Only the file is read here, so any failure is the file's: quarantine it rather
-            # than retry it forever.
-            raise ContractViolation(f"could not read the workbook: {exc!r}") from exc
+
+    def _csv_part(self, path: Path, contracts: list[DatasetContract]) -> _Part:
+        with path.open("rb") as handle:
+            sample = handle.read(csv_reader.SAMPLE_BYTES)
+        complete = len(sample) == path.stat().st_size
+        encoding = csv_reader.detect_encoding(sample, whole_file_is_utf8=csv_reader.is_utf8(path))
+        layout = csv_reader.detect_layout(sample, contracts, encoding=encoding, complete=complete)
+        log.info(
+            "csv_layout_detected",
+            dataset=layout.header.contract.name,
+            encoding=layout.encoding,
+            delimiter=layout.delimiter,
+            header_row=layout.header.row_number,
+            decimal_comma=layout.decimal_comma,
+            extra_columns=list(layout.header.extra_columns),
+        )
+        batches = (("", batch) for batch in csv_reader.read_csv(path, layout))
+        schema = csv_reader.contract_schema(layout.header)
+        return _Part(layout.header, ("",), schema, batches)
+
+    def _workbook_parts(self, content: bytes, contracts: list[DatasetContract]) -> list[_Part]:
+        sheets = read_workbook(
+            content, contracts, max_uncompressed_bytes=self._settings.max_uncompressed_bytes
+        )
         if not sheets:
             names = ", ".join(c.name for c in contracts)
             raise ContractViolation(f"no sheet has the header of any dataset contract ({names})")
+        by_dataset: dict[str, list] = defaultdict(list)
         for sheet in sheets:
             log.info(
                 "file_parsed",
                 dataset=sheet.dataset,
                 sheet=sheet.sheet,
-                header_row=sheet.header_row,
+                header_row=sheet.header.row_number,
                 rows=sheet.table.num_rows,
                 columns=sheet.table.num_columns,
+                extra_columns=list(sheet.header.extra_columns),
             )
-        return sheets
+            by_dataset[sheet.dataset].append(sheet)
+        parts = []
+        for group in by_dataset.values():
+            # Sheets of one dataset may differ in extra columns; missing ones become nulls.
+            table = pa.concat_tables([s.table for s in group], promote_options="permissive")
+            sheet_names = tuple(s.sheet for s in group)
+            parts.append(_Part(group[0].header, sheet_names, table.schema, _sheet_batches(group)))
+        return parts
+
+    # --- writing and publishing -------------------------------------------------------------
+
+    def _write_bronze(
+        self, path: Path, parts: list[_Part], content_sha256: str, ingested_at: datetime
+    ) -> list[tuple[_Part, str, int]]:
+        written = []
+        for part in parts:
+            target = bronze_path(part.dataset, content_sha256, ingested_at)
+            schema = _lineage_schema(part.schema)
+            rows = 0
+
+            def with_lineage(part: _Part = part) -> Iterator[pa.RecordBatch]:
+                nonlocal rows
+                for sheet, batch in part.batches:
+                    rows += batch.num_rows
+                    yield _with_lineage(
+                        _conform(batch, part.schema), path.name, sheet, content_sha256, ingested_at
+                    )
+
+            began = time.perf_counter()
+            size = self._lake.write_parquet_batches(target, schema, with_lineage())
+            log.info(
+                "bronze_written",
+                dataset=part.dataset,
+                path=target,
+                rows=rows,
+                columns=len(part.schema),
+                bytes=size,
+                duration_ms=round((time.perf_counter() - began) * 1000, 1),
+            )
+            written.append((part, target, rows))
+        return written
+
+    async def _publish(
+        self,
+        path: Path,
+        written: list[tuple[_Part, str, int]],
+        content_sha256: str,
+        correlation_id: str,
+    ) -> list[BronzeIngested]:
+        events = []
+        for part, target, rows in written:
+            event = BronzeIngested(
+                producer=PRODUCER,
+                correlation_id=correlation_id,
+                dataset=part.dataset,
+                bronze_path=target,
+                content_sha256=content_sha256,
+                source_name=path.name,
+                row_count=rows,
+                extra_columns=list(part.header.extra_columns),
+            )
+            began = time.perf_counter()
+            # Same content, same id: JetStream drops a publish retried after a crash.
+            await self._publisher.publish(event, f"{content_sha256}.{part.dataset}")
+            log.info(
+                "event_published",
+                subject=event.subject,
+                event_id=event.event_id,
+                duration_ms=round((time.perf_counter() - began) * 1000, 1),
+            )
+            events.append(event)
+        return events
+
+    # --- outcomes other than ingested -------------------------------------------------------
+
+    def _duplicate(
+        self, path: Path, entry: LedgerEntry, correlation_id: str, started: float
+    ) -> IngestOutcome:
+        moved_to = self._move(path, self._archive_path(path, entry.content_sha256, self._clock()))
+        log.info(
+            "file_duplicate",
+            content_sha256=entry.content_sha256,
+            first_ingested_at=entry.ingested_at.isoformat(),
+            first_source_name=entry.source_name,
+            moved_to=str(moved_to),
+        )
+        for dataset in entry.bronze_paths or {"unknown": ""}:
+            self.metrics.files.labels(dataset, "duplicate").inc()
+        self.metrics.duration.labels("duplicate").observe(time.perf_counter() - started)
+        return IngestOutcome("duplicate", correlation_id, entry.content_sha256, [], moved_to)
 
     async def _reject(
         self,
@@ -173,12 +389,14 @@ class IngestService:
         correlation_id: str,
         contracts: list[DatasetContract],
         violation: ContractViolation,
+        started: float,
     ) -> IngestOutcome:
-        dataset = contracts[0].name if len(contracts) == 1 else "unknown"
+        dataset = violation.dataset or (contracts[0].name if len(contracts) == 1 else "unknown")
         target = self._free_name(self._quarantine / path.name)
         report = {
             "file": path.name,
-            "content_sha256": content_sha256,
+            "inbox_path": path.relative_to(self._inbox).as_posix(),
+            "content_sha256": content_sha256 or None,
             "dataset": dataset,
             "reason": violation.reason,
             "column": violation.column,
@@ -193,6 +411,8 @@ class IngestService:
         error_file.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
         moved_to = self._move(path, target)
         log.warning("file_quarantined", reason=str(violation), moved_to=str(moved_to))
+        self.metrics.files.labels(dataset, "quarantined").inc()
+        self.metrics.duration.labels("quarantined").observe(time.perf_counter() - started)
         event = IngestRejected(
             producer=PRODUCER,
             correlation_id=correlation_id,
@@ -204,7 +424,7 @@ class IngestService:
             row=violation.row,
         )
         try:
-            await self._publisher.publish(event, f"{content_sha256}.rejected")
+            await self._publisher.publish(event, f"{content_sha256 or correlation_id}.rejected")
         except Exception:
             # The file and its report in quarantine are the record; the event only notifies.
             log.exception("reject_event_not_published", subject=event.subject)
@@ -218,7 +438,7 @@ class IngestService:
     def _free_name(target: Path) -> Path:
         """Never overwrite: a second `x.xlsx` in quarantine becomes `x.1.xlsx`."""
         candidate, counter = target, 0
-        while candidate.exists():
+        while candidate.exists() or candidate.with_name(candidate.name + ".error.json").exists():
             counter += 1
             candidate = target.with_name(f"{target.stem}.{counter}{target.suffix}")
         return candidate
@@ -228,3 +448,33 @@ class IngestService:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(source, target)  # works across mounts, unlike rename
         return target
+
+
+def _sheet_batches(sheets: list) -> Iterator[tuple[str, pa.RecordBatch]]:
+    for sheet in sheets:
+        for batch in sheet.table.to_batches():
+            yield sheet.sheet, batch
+
+
+def _conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    """Give a sheet's batch the dataset's schema: extra columns other sheets have become null."""
+    if batch.schema.equals(schema):
+        return batch
+    arrays = [
+        batch.column(f.name).cast(f.type)
+        if f.name in batch.schema.names
+        else pa.nulls(batch.num_rows, f.type)
+        for f in schema
+    ]
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def with_lineage(
+    table: pa.Table, source_name: str, sheet: str, content_sha256: str, ingested_at: datetime
+) -> pa.Table:
+    """`table` with the lineage columns every bronze object carries."""
+    batches = [
+        _with_lineage(b, source_name, sheet, content_sha256, ingested_at)
+        for b in table.to_batches()
+    ]
+    return pa.Table.from_batches(batches, schema=_lineage_schema(table.schema))

@@ -16,7 +16,10 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
+from shared.logging import get_logger
 from shared.settings import IngestorSettings
+
+log = get_logger(__name__)
 
 
 def is_ignored(path: Path) -> bool:
@@ -32,6 +35,7 @@ class _Observation:
     size: int
     mtime_ns: int
     unchanged_since: float
+    not_before: float = 0.0  # a failed file waits out its backoff
 
 
 class StabilityTracker:
@@ -42,11 +46,16 @@ class StabilityTracker:
         self._seen: dict[Path, _Observation] = {}
         self._lock = threading.Lock()
 
-    def notice(self, path: Path) -> None:
+    def notice(self, path: Path, not_before: float = 0.0) -> None:
         if is_ignored(path):
             return
         with self._lock:
-            self._seen.setdefault(path, _Observation(-1, -1, 0.0))
+            seen = self._seen.get(path)
+            if seen is None:
+                self._seen[path] = _Observation(-1, -1, 0.0, not_before)
+                log.info("file_received", file=str(path))
+            else:
+                seen.not_before = max(seen.not_before, not_before)
 
     def pending(self) -> list[Path]:
         with self._lock:
@@ -67,7 +76,7 @@ class StabilityTracker:
                     continue
                 if (stat.st_size, stat.st_mtime_ns) != (seen.size, seen.mtime_ns):
                     self._seen[path] = _Observation(stat.st_size, stat.st_mtime_ns, now)
-                elif now - seen.unchanged_since >= self._stable_seconds:
+                elif now - seen.unchanged_since >= self._stable_seconds and now >= seen.not_before:
                     del self._seen[path]
                     done.append(path)
         return sorted(done)
