@@ -13,6 +13,7 @@ import hashlib
 import json
 import shutil
 import time
+import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from shared.storage import Lake
 
 PRODUCER = "ingestor"
 FORMATS_BY_SUFFIX = {".xlsx": "xlsx", ".csv": "csv", ".txt": "csv", ".json": "json"}
+EVENT_ID_NAMESPACE = uuid.UUID("6f1d7c2e-1f43-4a3b-9d7e-5b0c7a0e2a11")
 log = get_logger(__name__)
 
 LINEAGE_FIELDS = (
@@ -179,7 +181,9 @@ class IngestService:
                 )
                 await self._ledger.put(entry)
             else:
+                # Events carry the first attempt's correlation id, so one file is one story.
                 log.info("file_resumed", first_attempt_correlation_id=entry.correlation_id)
+                correlation_id = entry.correlation_id
             ingested_at = entry.ingested_at
             try:
                 parts = await asyncio.to_thread(self._read_parts, path, contracts)
@@ -343,6 +347,9 @@ class IngestService:
         events = []
         for part, target, rows in written:
             event = BronzeIngested(
+                # Derived from the content: an event re-published after a crash is recognisably
+                # the same event, even beyond JetStream's duplicate window.
+                event_id=uuid.uuid5(EVENT_ID_NAMESPACE, f"{content_sha256}.{part.dataset}").hex,
                 producer=PRODUCER,
                 correlation_id=correlation_id,
                 dataset=part.dataset,
