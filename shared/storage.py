@@ -134,8 +134,8 @@ class Lake:
                 self._fs.delete_file(staging)
         return self._fs.get_file_info(target).size or 0
 
-    def delete_dir(self, path: str) -> None:
-        self._fs.delete_dir(self._fs_path(path))
+    def delete_file(self, path: str) -> None:
+        self._fs.delete_file(self._fs_path(path))
 
     def read_parquet(self, path: str) -> pa.Table:
         return pq.read_table(self._fs_path(path), filesystem=self._fs)

@@ -120,7 +120,15 @@ class Stack:
         for what, host, port, variable in (
             ("NATS", self.nats_host, self.nats_port, "NOVA_NATS__URL"),
             ("API", api.host, api.port, "NOVA_API__PORT"),
+            (
+                "ingestor metrics",
+                "0.0.0.0",
+                self.settings.ingestor.metrics_port,
+                "NOVA_INGESTOR__METRICS_PORT",
+            ),
         ):
+            if not port:  # metrics switched off
+                continue
             if not port_is_free(host, port):
                 raise RuntimeFailure(
                     f"port {port} for {what} on {host} is in use: stop what holds it or set "

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import signal
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 from nats.js import JetStreamContext
@@ -13,6 +14,7 @@ from prometheus_client import start_http_server
 
 from services.ingestor.ledger import JetStreamLedger
 from services.ingestor.metrics import IngestMetrics
+from services.ingestor.retention import prune_bronze
 from services.ingestor.service import FileChangedError, IngestService
 from services.ingestor.watcher import StabilityTracker, scan_existing, start_observer
 from shared.broker import connect, ensure_stream
@@ -23,6 +25,7 @@ from shared.storage import Lake
 
 log = get_logger(__name__)
 TICK_SECONDS = 0.2
+PRUNE_EVERY_SECONDS = 3600.0
 
 
 class RetryPolicy:
@@ -81,6 +84,7 @@ async def run(settings: NovaSettings) -> None:
     observer = start_observer(ingestor.inbox_dir, tracker, ingestor)
     scan_existing(ingestor.inbox_dir, tracker)
     log.info("ingestor_started", inbox=str(ingestor.inbox_dir), polling=ingestor.polling)
+    next_prune = time.monotonic()
     try:
         while not stop.is_set():
             for path in tracker.ready(time.monotonic()):
@@ -100,6 +104,14 @@ async def run(settings: NovaSettings) -> None:
                     delay = retry.failed(path)
                     log.exception("file_failed", file=str(path), retry_in_seconds=delay)
                     tracker.notice(path, not_before=time.monotonic() + delay)
+            if time.monotonic() >= next_prune:
+                next_prune = time.monotonic() + PRUNE_EVERY_SECONDS
+                try:
+                    await asyncio.to_thread(
+                        prune_bronze, lake, datetime.now(UTC), ingestor.bronze_retention_days
+                    )
+                except Exception:
+                    log.exception("bronze_prune_failed")  # retried at the next period
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), TICK_SECONDS)
     finally:

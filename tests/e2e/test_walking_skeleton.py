@@ -92,6 +92,7 @@ def _start(tmp_path: Path, *args: str) -> RunningStack:
         "NOVA_VAR_DIR": str(tmp_path / "var"),
         "NOVA_NATS__URL": f"nats://127.0.0.1:{nats_port}",
         "NOVA_API__PORT": str(api_port),
+        "NOVA_INGESTOR__METRICS_PORT": str(free_port()),
         "NOVA_INGESTOR__STABLE_SECONDS": "0.5",
         "NOVA_API__VERSION_CHECK_SECONDS": "0.2",
     }
@@ -242,6 +243,7 @@ def test_ctrl_c_while_starting_stops_every_child(tmp_path: Path):
         "NOVA_VAR_DIR": str(tmp_path / "var"),
         "NOVA_NATS__URL": f"nats://127.0.0.1:{free_port()}",
         "NOVA_API__PORT": str(free_port()),
+        "NOVA_INGESTOR__METRICS_PORT": str(free_port()),
     }
     process = subprocess.Popen(
         [NOVA, "up"],
