@@ -9,9 +9,13 @@ from typing import Annotated
 
 import typer
 
+from services.cli.operations import bronze_app, datasets, quarantine_app
 from shared.settings import NovaSettings
 
 app = typer.Typer(help="Nova Corrente data platform.", no_args_is_help=True, add_completion=False)
+app.command("datasets")(datasets)
+app.add_typer(quarantine_app, name="quarantine")
+app.add_typer(bronze_app, name="bronze")
 
 ITEMS_TIMEOUT_SECONDS = 120.0
 
@@ -24,14 +28,17 @@ def demo_data(
     depots: Annotated[int, typer.Option(help="Depots and tower sites.")] = 200,
     days: Annotated[int, typer.Option(help="Days of history.")] = 730,
 ) -> None:
-    """Write realistic ERP exports in the shape of the real workbook."""
-    from services.demo.erp_workbook import generate_demo_workbook
+    """Write every demo source in its real raw shape: ERP workbook, stock CSVs, public series."""
+    from services.demo.sources import generate_demo_sources
 
-    stats = generate_demo_workbook(out, seed=seed, items=items, depots=depots, days=days)
+    demo = generate_demo_sources(out, seed=seed, items=items, depots=depots, days=days)
+    stats = demo.workbook
     typer.echo(
         f"wrote {stats.path} ({stats.requisition_rows} requisition lines, {stats.items} materials,"
         f" {stats.depots} depots, {stats.sites} sites)"
     )
+    for path in demo.paths[1:]:
+        typer.echo(f"wrote {path} ({demo.rows[path.name]} rows)")
 
 
 @app.command()
@@ -40,7 +47,7 @@ def up(
 ) -> None:
     """Start NATS, the ingestor, the transformer and the API; Ctrl-C stops them all."""
     from services.cli.runtime import RuntimeFailure, Stack, wait_until
-    from services.demo.erp_workbook import generate_demo_workbook
+    from services.demo.sources import generate_demo_sources
 
     settings = NovaSettings()
     stack = Stack(settings)
@@ -66,11 +73,13 @@ def up(
         stack.start()
         if demo and stack.item_count() == 0:
             staging = settings.var_dir / "demo"
-            stats = generate_demo_workbook(staging)
+            sources = generate_demo_sources(staging)
             inbox.mkdir(parents=True, exist_ok=True)
-            # Rename within one filesystem: the ingestor never sees a half-written workbook.
-            stats.path.replace(inbox / stats.path.name)
-            typer.echo(f"dropped {stats.path.name} ({stats.requisition_rows} lines) into {inbox}")
+            # Rename within one filesystem: the ingestor never sees a half-written file.
+            for path in sources.paths:
+                path.replace(inbox / path.name)
+            dropped = ", ".join(f"{p.name} ({sources.rows[p.name]} rows)" for p in sources.paths)
+            typer.echo(f"dropped {dropped} into {inbox}")
             wait_until(
                 lambda: stack.item_count() > 0,
                 ITEMS_TIMEOUT_SECONDS,
@@ -78,12 +87,22 @@ def up(
                 stack.check_children,
             )
         api = stack.api_url
+        quarantine_dir = settings.ingestor.quarantine_dir
+        assert quarantine_dir is not None
+        metrics_port = settings.ingestor.metrics_port
         typer.echo(
             "\nNova Corrente data platform is up.\n"
             f"  API        {api}   (docs: {api}/docs)\n"
-            f"  inbox      {inbox.resolve()}   (drop ERP .xlsx exports here)\n"
+            f"  inbox      {inbox.resolve()}   (drop .xlsx, .csv, .json exports here;"
+            " `nova datasets` lists what is accepted)\n"
+            f"  quarantine {quarantine_dir.resolve()}   (`nova quarantine list`)\n"
             f"  logs       {settings.log_dir.resolve()}/*.log   (JSON lines)\n"
-            f"  try        curl '{api}/api/v1/items?limit=5'\n"
+            + (
+                f"  metrics    http://127.0.0.1:{metrics_port}/metrics   (ingestor, Prometheus)\n"
+                if metrics_port
+                else ""
+            )
+            + f"  try        curl '{api}/api/v1/items?limit=5'\n"
             f"  items now  {stack.item_count()}\n"
             "Press Ctrl-C to stop."
         )

@@ -1,8 +1,8 @@
 """The demo catalogue shared by every generated export: depots, suppliers, materials, demand.
 
-The workbook and the stock and movement files must name the same depots and material codes, so
-both draw them here, from one `random.Random(seed)`, in the same order. Changing the order of
-draws changes every demo file for a given seed.
+The workbook and the stock files must name the same depots and material codes, so both draw
+them here, from one `random.Random(seed)`, in the same order. Changing the order of draws
+changes every demo file for a given seed.
 """
 
 from __future__ import annotations

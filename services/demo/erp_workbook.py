@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import math
 import random
+import re
+import zipfile
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -170,6 +172,7 @@ def generate_demo_workbook(
     workbook.properties.modified = fixed
     with replacing(path) as temporary:
         workbook.save(temporary)
+        _pin_timestamps(temporary, fixed)
     return DemoWorkbookStats(
         path,
         len(lines),
@@ -183,3 +186,19 @@ def _date_cell(sheet: WriteOnlyWorksheet, day: date) -> WriteOnlyCell:
     cell = WriteOnlyCell(sheet, value=datetime(day.year, day.month, day.day))
     cell.number_format = DATE_FORMAT
     return cell
+
+
+def _pin_timestamps(path: Path, stamp: datetime) -> None:
+    """Same seed, same bytes: openpyxl stamps each zip entry and the `modified` property with
+    the wall clock on save, whatever the properties say, so both are rewritten to `stamp`."""
+    with zipfile.ZipFile(path) as source:
+        entries = [(info, source.read(info)) for info in source.infolist()]
+    modified = f"{stamp:%Y-%m-%dT%H:%M:%SZ}".encode()
+    with zipfile.ZipFile(path, "w") as target:
+        for info, data in entries:
+            if info.filename == "docProps/core.xml":
+                data = re.sub(rb"(<dcterms:modified[^>]*>)[^<]*", rb"\g<1>" + modified, data)
+            pinned = zipfile.ZipInfo(info.filename, date_time=stamp.timetuple()[:6])
+            pinned.compress_type = info.compress_type
+            pinned.external_attr = info.external_attr
+            target.writestr(pinned, data)

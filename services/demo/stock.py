@@ -57,7 +57,8 @@ MOVEMENT_TYPES = (RECEIPT, ISSUE, ADJUSTMENT, TRANSFER)
 MOVEMENT_DAYS = 180
 TRACKED_DAYS = 365  # a depot keeps a stock record for what it used within a year
 TRANSIT_DAYS = (1, 6)  # central warehouse to a site, by truck
-CENTRAL_COVER_DAYS = 120
+SITE_COVER_DAYS = 90
+CENTRAL_COVER_DAYS = 180
 
 # Median unit price in reais per family; log-normal spread puts some tools above R$ 1.000,00.
 FAMILY_PRICE = {
@@ -75,8 +76,9 @@ FAMILY_PRICE = {
     "PAPELARIA": 15.0,
     "SUPRIMENTOS ADMINISTRATIVO": 10.0,
 }
-# Bought by the reel or the half-tonne, which is where four-digit quantities come from.
-LOT_SIZE = {"MT": 500.0, "KG": 500.0, "UN": 10.0, "PC": 10.0}
+# The warehouse buys cable and wire by the 1.000 m reel and steel and cement by the tonne, which
+# is where four-digit quantities come from.
+LOT_SIZE = {"MT": 1000.0, "KG": 1000.0, "UN": 10.0, "PC": 10.0, "M³": 5.0, "M2": 10.0}
 # Weighed and measured units carry decimals through the books; the rest are counted.
 FRACTIONAL_UNITS = frozenset({"MT", "KG", "M³", "M2", "LT"})
 
@@ -134,6 +136,7 @@ class _Shelf:
     stock: float
     average_cost: float | None
     lead_days: float  # median days from order to shelf
+    review_weekday: int  # the site's weekly truck: it asks for stock on that day only
     replenished: bool  # a few records are being run down and are never refilled
     on_order: float = 0.0
     demand: list[tuple[date, float, int]] = field(default_factory=list)  # day, quantity, request
@@ -168,14 +171,18 @@ def simulate_stock(
     # Only codes the workbook shows, so every record joins back to a requisition.
     has_central = CENTRAL_DEPOT in workbook_depots
     yearly: dict[DemoItem, dict[str, float]] = defaultdict(lambda: defaultdict(float))
-    demand: dict[tuple[str, str], list[tuple[date, float, int]]] = defaultdict(list)
+    # (depot, code) -> request number -> (day, quantity). A request that lists one material
+    # twice is issued once, so (document, material, depot, type) stays a key of the movements.
+    demand: dict[tuple[str, str], dict[int, tuple[date, float]]] = defaultdict(dict)
     for line, number in zip(lines, numbers, strict=True):
         if line.depot == NO_DEPOT or line.item.family.startswith("SERVIÇOS"):
             continue
         if line.day >= tracked_from:
             yearly[line.item][line.depot] += float(line.quantity)
         if line.day >= start:
-            demand[(line.depot, line.item.code)].append((line.day, float(line.quantity), number))
+            requests = demand[(line.depot, line.item.code)]
+            _, asked = requests.get(number, (line.day, 0.0))
+            requests[number] = (line.day, asked + float(line.quantity))
 
     prices = {item.code: _base_price(rng, item) for item in yearly}
     documents = _Documents(rng)
@@ -188,19 +195,24 @@ def simulate_stock(
         supplier_lead = statistics.median(catalogue.lead_time_median[s] for s in item.suppliers)
         site_lead = sum(TRANSIT_DAYS) / 2 if has_central else supplier_lead
         shelves = {
-            depot: _shelf(rng, depot, item, by_depot[depot] / TRACKED_DAYS, site_lead, price, 45)
+            depot: _shelf(
+                rng, depot, item, by_depot[depot] / TRACKED_DAYS, site_lead, price, SITE_COVER_DAYS
+            )
             for depot in sorted(by_depot)
             if depot != CENTRAL_DEPOT
         }
         central: _Shelf | None = None
         if has_central:
-            # The warehouse plans on the whole network's demand and buys for four months.
+            # The warehouse plans on the whole network's demand and buys for half a year.
             daily = sum(by_depot.values()) / TRACKED_DAYS
-            central = _shelf(rng, CENTRAL_DEPOT, item, daily, supplier_lead, price, 120)
+            central = _shelf(
+                rng, CENTRAL_DEPOT, item, daily, supplier_lead, price, CENTRAL_COVER_DAYS
+            )
             central.replenished = True
             shelves[CENTRAL_DEPOT] = central
         for depot, shelf in shelves.items():
-            shelf.demand = sorted(demand.get((depot, item.code), []))
+            requests = demand.get((depot, item.code), {})
+            shelf.demand = sorted((day, asked, n) for n, (day, asked) in requests.items())
         movements += _run_days(rng, item, shelves, central, start, end, price, inflation, documents)
         for depot in sorted(shelves):
             shelf = shelves[depot]
@@ -276,7 +288,7 @@ def _run_days(
             if shelf is central or not shelf.replenished:
                 continue
             position = shelf.stock + shelf.on_order
-            if position > shelf.reorder_point:
+            if position >= shelf.reorder_point or day.weekday() != shelf.review_weekday:
                 continue
             wanted = _round_up(shelf.order_up_to - position, item)
             if central is not None:
@@ -297,7 +309,7 @@ def _run_days(
                 value = _purchase_price(rng, price, inflation, progress)
                 arrivals[arrive].append((shelf, RECEIPT, quantity, value, documents.invoice()))
             shelf.on_order += quantity
-        if central is not None and central.stock + central.on_order <= central.reorder_point:
+        if central is not None and central.stock + central.on_order < central.reorder_point:
             wanted = central.order_up_to - central.stock - central.on_order
             quantity = _lot(wanted, item)
             if item.unit == "KG":
@@ -361,10 +373,11 @@ def _shelf(
     price: float,
     cover_days: int,
 ) -> _Shelf:
-    # Reorder when the shelf would not last the lead time with a safety margin; refill to cover
-    # `cover_days` of demand on top. Demand is intermittent, hence at least one unit either way.
+    # Reorder below what would last the lead time with a safety margin; refill with enough for
+    # `cover_days`, and never less than a couple of typical jobs: demand is intermittent and
+    # a year's average can be a fraction of one request.
     reorder = _round_up(daily * lead_days * 1.5, item)
-    order_up_to = reorder + _round_up(daily * cover_days, item)
+    order_up_to = reorder + _round_up(max(daily * cover_days, 2 * item.mean_quantity), item)
     stock = 0.0 if rng.random() < 0.08 else _round_down(rng.uniform(reorder, order_up_to), item)
     return _Shelf(
         depot,
@@ -374,6 +387,7 @@ def _shelf(
         stock,
         price * rng.uniform(0.9, 1.05),
         lead_days,
+        rng.randrange(5),
         replenished=rng.random() > 0.1,
     )
 

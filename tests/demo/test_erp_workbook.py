@@ -15,6 +15,7 @@ from services.demo.erp_workbook import (
 )
 from services.ingestor.contracts import ERP_REQUISITIONS
 from services.ingestor.workbook import read_workbook
+from shared.settings import IngestorSettings
 
 SMALL = {"items": 60, "depots": 20, "days": 120}
 END = date(2025, 10, 31)
@@ -173,8 +174,12 @@ def test_stats_describe_the_content(workbook, demo):
 
 
 def test_read_workbook_ingests_it_keeping_leading_zeros(demo, workbook):
-    parsed = read_workbook(demo.path, [ERP_REQUISITIONS])
-    assert [(p.sheet, p.header_row) for p in parsed] == [(REQUISITIONS_SHEET, 1)]
+    parsed = read_workbook(
+        demo.path.read_bytes(),
+        [ERP_REQUISITIONS],
+        max_uncompressed_bytes=IngestorSettings().max_uncompressed_bytes,
+    )
+    assert [(p.sheet, p.header.row_number) for p in parsed] == [(REQUISITIONS_SHEET, 1)]
     table = parsed[0].table
     assert table.num_rows == demo.requisition_rows
     codes = table.column("item_code").to_pylist()

@@ -19,6 +19,8 @@ import openpyxl
 import pytest
 
 from services.demo.erp_workbook import REQUISITIONS_SHEET, generate_demo_workbook
+from services.demo.sources import generate_demo_sources
+from services.ingestor.contracts import CONTRACTS
 from tests.conftest import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -168,7 +170,11 @@ def test_nova_up_serves_demo_materials_and_stops_cleanly(demo_stack: RunningStac
     assert any("inbox" in line for line in demo_stack.output)
 
     # One file's trip is followable across the three services by its correlation id.
-    received = [e for e in demo_stack.log_lines("ingestor") if e["event"] == "file_received"]
+    received = [
+        e
+        for e in demo_stack.log_lines("ingestor")
+        if e["event"] == "file_complete" and e["file"] == expected.path.name
+    ]
     assert len(received) == 1
     correlation_id = received[0]["correlation_id"]
     for service, event in (
@@ -183,9 +189,20 @@ def test_nova_up_serves_demo_materials_and_stops_cleanly(demo_stack: RunningStac
             for line in lines
         ), f"{service} never logged {event} for {correlation_id}"
 
-    archived = list((demo_stack.var_dir / "archive").rglob("*.xlsx"))
-    assert [p.name.split("-", 1)[1] for p in archived] == [expected.path.name]
+    # Every demo source reached bronze through its contract; nothing was quarantined.
+    sources = generate_demo_sources(tmp_path / "expected-sources")
+    archive = demo_stack.var_dir / "archive"
+    deadline = time.monotonic() + ARRIVAL_TIMEOUT
+    while len([p for p in archive.rglob("*") if p.is_file()]) < len(sources.paths):
+        assert time.monotonic() < deadline, "demo sources were not all archived"
+        time.sleep(0.2)
+    archived = sorted(p.name.split("-", 1)[1] for p in archive.rglob("*") if p.is_file())
+    assert archived == sorted(p.name for p in sources.paths)
     assert not any(demo_stack.inbox.iterdir())
+    quarantine = demo_stack.var_dir / "quarantine"
+    assert not quarantine.exists() or not any(quarantine.iterdir())
+    bronze = demo_stack.var_dir / "lake" / "bronze"
+    assert sorted(p.name for p in bronze.iterdir()) == sorted(CONTRACTS)
 
     assert len(_processes_with_var_dir(demo_stack.var_dir)) == 5  # nova up, nats, 3 services
     rest = _stop(demo_stack)
