@@ -7,7 +7,9 @@ from services.ingestor.contracts import (
     ERP_REQUISITIONS,
     Column,
     DatasetContract,
+    JsonLayout,
     normalise_header,
+    snake_case,
 )
 
 REAL_HEADER = [
@@ -119,6 +121,7 @@ def test_a_small_custom_contract():
     contract = DatasetContract(
         name="stock",
         description="test",
+        formats=("csv",),
         columns=(
             Column("code", "string", ("CÓDIGO",)),
             Column("on_hand", "float", ("SALDO",), required=False),
@@ -129,3 +132,66 @@ def test_a_small_custom_contract():
     assert contract.match_header(["saldo", "codigo"]) == {"code": 1, "on_hand": 0}
     assert contract.match_header(["saldo"]) is None
     assert contract.match_header(["codigo"]) == {"code": 0}
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("VALOR UNITÁRIO", "valor_unitario"),
+        (" Observação ", "observacao"),
+        ("Nº  Pedido/Item", "no_pedido_item"),
+        ("---", "unnamed"),
+        (None, "unnamed"),
+    ],
+)
+def test_snake_case_names_unknown_columns(raw, expected):
+    assert snake_case(raw) == expected
+
+
+def test_contract_refuses_business_key_or_date_outside_its_columns():
+    code = Column("code", "string", ())
+    with pytest.raises(ValueError, match="unknown columns"):
+        DatasetContract("x", "", ("csv",), (code,), business_key=("sku",), business_date=None)
+    with pytest.raises(ValueError, match="unknown columns"):
+        DatasetContract("x", "", ("csv",), (code,), business_key=("code",), business_date="day")
+
+
+def test_json_layout_goes_with_the_json_format_and_only_with_it():
+    code = Column("code", "string", ())
+    with pytest.raises(ValueError, match="json_layout"):
+        DatasetContract("x", "", ("json",), (code,), ("code",), None)
+    with pytest.raises(ValueError, match="json_layout"):
+        DatasetContract(
+            "x", "", ("csv",), (code,), ("code",), None, json_layout=JsonLayout(records_at="d")
+        )
+    ok = DatasetContract(
+        "x", "", ("json",), (code,), ("code",), None, json_layout=JsonLayout(records_at="d")
+    )
+    assert ok.json_layout is not None
+
+
+def test_every_contract_is_registered_under_its_name_and_is_consistent():
+    assert len(CONTRACTS) == 9
+    for name, contract in CONTRACTS.items():
+        assert contract.name == name
+        assert contract.formats, name
+        assert contract.required, name
+        column_names = [c.name for c in contract.columns]
+        assert len(column_names) == len(set(column_names)), name
+        # every column can be found in a header by at least one non-empty spelling
+        for column in contract.columns:
+            assert column.normalised_aliases - {""}, (name, column.name)
+    erp = {n for n, c in CONTRACTS.items() if "xlsx" in c.formats}
+    assert erp == {
+        "erp_requisitions",
+        "erp_cost_summary",
+        "erp_sites",
+        "stock_movements",
+        "stock_on_hand",
+    }
+    assert {n for n, c in CONTRACTS.items() if "json" in c.formats} == {
+        "weather_hourly",
+        "selic",
+        "ptax_usd",
+        "ipca",
+    }

@@ -27,7 +27,7 @@ def ingest(lake, name, rows, when=datetime(2025, 3, 7, 12, tzinfo=UTC)):
     digest = hashlib.sha256(repr((name, rows)).encode()).hexdigest()
     sheet = [HEADER, *rows]
     header = find_header(sheet, ERP_REQUISITIONS)
-    table = rows_to_table(sheet[header.row_number :], ERP_REQUISITIONS, header)
+    table = rows_to_table(sheet[header.row_number :], header)
     table = with_lineage(table, name, "CUSTO DE MATERIAL E SERVIÇOS", digest, when)
     path = bronze_path("erp_requisitions", digest, when)
     lake.write_parquet(path, table)
