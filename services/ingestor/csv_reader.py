@@ -27,6 +27,7 @@ from services.ingestor.parsing import (
     HeaderMatch,
     best_header,
     contract_schema,
+    near_miss,
 )
 
 SAMPLE_BYTES = 256 * 1024
@@ -36,6 +37,7 @@ DELIMITERS = (";", ",", "\t", "|")
 _COMMA_DECIMAL = r"^[-+]?(\d{1,3}(\.\d{3})+|\d+)(,\d+)?$"
 _THOUSANDS_ONLY = r"^[-+]?\d{1,3}(\.\d{3})+$"
 _DMY_DAY = r"^(?P<day>\d{1,2})/"
+_ISO_DAY = r"^\d{4}-\d{1,2}-(?P<day>\d{1,2})"
 # Tried in order on what the previous formats left unparsed; the first is what ERPs write.
 _DATE_FORMATS = ("%d/%m/%Y", "%Y-%m-%d", "%d/%m/%Y %H:%M:%S", "%d/%m/%Y %H:%M", "%Y-%m-%d %H:%M:%S")
 _TIMESTAMP_FORMATS = (
@@ -89,7 +91,7 @@ def _sample_lines(sample: bytes, encoding: str, complete: bool) -> list[str]:
     lines = text.splitlines()
     if not complete and lines:
         lines = lines[:-1]  # the last line of a sample may be cut
-    return lines[: HEADER_SCAN_ROWS + 1]
+    return lines
 
 
 def detect_layout(
@@ -99,20 +101,29 @@ def detect_layout(
     lines = _sample_lines(sample, encoding, complete)
     if not any(line.strip() for line in lines):
         raise ContractViolation("the file is empty")
+    head = lines[: HEADER_SCAN_ROWS + 1]
     best: tuple[str, HeaderMatch] | None = None
     for delimiter in DELIMITERS:
-        rows = list(csv.reader(io.StringIO("\n".join(lines)), delimiter=delimiter))
-        match = best_header(rows, contracts)
+        match = best_header(_split(head, delimiter), contracts)
         if match is not None and (best is None or len(match.positions) > len(best[1].positions)):
             best = (delimiter, match)
     if best is None:
         names = ", ".join(c.name for c in contracts)
+        closest = next(
+            (
+                miss
+                for delimiter in DELIMITERS
+                if (miss := near_miss(_split(head, delimiter), contracts))
+            ),
+            None,
+        )
         raise ContractViolation(
             f"no header row of a dataset contract ({names}) in the first {HEADER_SCAN_ROWS} lines "
-            "with any of the delimiters ; , tab |"
+            "with any of the delimiters ; , tab |" + (f"; closest: {closest}" if closest else ""),
+            dataset=contracts[0].name if len(contracts) == 1 else None,
         )
     delimiter, header = best
-    rows = list(csv.reader(io.StringIO("\n".join(lines)), delimiter=delimiter))
+    rows = _split(lines, delimiter)
     field_count = len(rows[header.row_number - 1])
     data_rows = rows[header.row_number :]
     float_positions = [
@@ -120,15 +131,21 @@ def detect_layout(
         for c in header.contract.columns
         if c.type == "float" and c.name in header.positions
     ]
+    # Every complete line of the sample votes, not just the first few: exports often start
+    # with whole numbers and show their first decimal separator hundreds of lines down.
     samples = [row[p].strip() for row in data_rows for p in float_positions if p < len(row)]
     return CsvLayout(encoding, delimiter, header, field_count, _decimal_comma(samples, delimiter))
+
+
+def _split(lines: list[str], delimiter: str) -> list[list[str]]:
+    return list(csv.reader(io.StringIO("\n".join(lines)), delimiter=delimiter))
 
 
 def _decimal_comma(samples: list[str], delimiter: str) -> bool:
     """`1.234,56` or `1234.56`? Any comma inside a number settles it. Otherwise dots followed
     by exactly three digits in a `;` file (the Brazilian Excel default) are thousands."""
-    values = pa.array([s for s in samples if s], pa.string())
-    if len(values) == 0:
+    values = pa.array([s for s in samples if "," in s or "." in s], pa.string())
+    if len(values) == 0:  # only whole numbers seen: go with the delimiter's convention
         return delimiter == ";"
     if pc.any(pc.match_substring(values, ",")).as_py():
         return True
@@ -151,7 +168,8 @@ def read_csv(path: Path, layout: CsvLayout) -> Iterator[pa.RecordBatch]:
                 column_names=names,
                 block_size=BLOCK_BYTES,
             ),
-            parse_options=pacsv.ParseOptions(delimiter=layout.delimiter),
+            # Empty lines kept (and then dropped as spacer rows) so line numbers stay exact.
+            parse_options=pacsv.ParseOptions(delimiter=layout.delimiter, ignore_empty_lines=False),
             convert_options=pacsv.ConvertOptions(
                 column_types=dict.fromkeys(names, pa.string()),
                 strings_can_be_null=False,
@@ -231,8 +249,11 @@ def _cast_batch(
             )
         arrays.append(typed)
     for position in header.extras.values():
-        raw = batch.column(position) if position < batch.num_columns else None
-        arrays.append(pa.nulls(batch.num_rows, pa.string()) if raw is None else raw)
+        if position >= batch.num_columns:
+            arrays.append(pa.nulls(batch.num_rows, pa.string()))
+            continue
+        trimmed = pc.utf8_trim_whitespace(batch.column(position))
+        arrays.append(pc.if_else(pc.equal(trimmed, ""), None, trimmed))
     arrays.append(line_numbers)
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
@@ -311,8 +332,10 @@ def _reject_rolled_over_days(
     text: pa.Array, parsed: pa.Array, column: Column, line_numbers: pa.Array
 ) -> None:
     """strptime turns 31/02 into 02/03; a planner's typo must not become a plausible date."""
-    day_text = pc.struct_field(pc.extract_regex(text, _DMY_DAY), "day")
-    written = pc.cast(day_text, pa.int64())
+    written = pc.coalesce(
+        pc.cast(pc.struct_field(pc.extract_regex(text, _DMY_DAY), "day"), pa.int64()),
+        pc.cast(pc.struct_field(pc.extract_regex(text, _ISO_DAY), "day"), pa.int64()),
+    )
     wrong = pc.fill_null(pc.not_equal(written, pc.day(parsed)), False)
     if pc.any(wrong).as_py():
         index = pc.index(wrong, True).as_py()

@@ -13,7 +13,13 @@ from typing import Any
 import pyarrow as pa
 
 from services.ingestor.contracts import DatasetContract, JsonLayout
-from services.ingestor.parsing import ContractViolation, HeaderMatch, best_header, rows_to_table
+from services.ingestor.parsing import (
+    ContractViolation,
+    HeaderMatch,
+    best_header,
+    near_miss,
+    rows_to_table,
+)
 
 
 def load_json(content: bytes) -> Any:
@@ -76,7 +82,22 @@ def match_json(
             best = (header, rows)
     if best is None:
         names = ", ".join(c.name for c in candidates) or "none accepts JSON"
-        raise ContractViolation(f"the JSON does not have the fields of any dataset ({names})")
+        closest = [
+            miss
+            for contract in candidates
+            if contract.json_layout is not None
+            and (found := _records(document, contract.json_layout)) is not None
+            and (miss := near_miss([found[0]], [contract]))
+        ]
+        raise ContractViolation(
+            f"the JSON does not have the fields of any dataset ({names})"
+            + (
+                f"; closest: {closest[0].replace('row 1 looks', 'the records look')}"
+                if closest
+                else ""
+            ),
+            dataset=candidates[0].name if len(candidates) == 1 else None,
+        )
     return best
 
 

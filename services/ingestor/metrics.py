@@ -22,7 +22,10 @@ class IngestMetrics:
             "nova_ingest_rows", "Rows written to bronze.", ["dataset"], registry=self.registry
         )
         self.bytes = Counter(
-            "nova_ingest_bytes", "Source bytes ingested.", ["dataset"], registry=self.registry
+            "nova_ingest_bytes",
+            "Source bytes ingested, by file format.",
+            ["format"],
+            registry=self.registry,
         )
         self.duration = Histogram(
             "nova_ingest_duration_seconds",

@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta
 
 import pyarrow as pa
 
-from services.ingestor.contracts import Column, DatasetContract, snake_case
+from services.ingestor.contracts import Column, DatasetContract, normalise_header, snake_case
 
 HEADER_SCAN_ROWS = 30
 _EXCEL_EPOCH = date(1899, 12, 30)
@@ -245,7 +245,7 @@ def rows_to_table(rows: Iterable[Sequence[object]], header: HeaderMatch) -> pa.T
             values[column.name].append(typed)
         for name, position in header.extras.items():
             cell = row[position] if position < len(row) else None
-            extra_values[name].append(None if cell is None or cell == "" else _cast_string(cell))
+            extra_values[name].append(_extra_text(cell))
         source_rows.append(row_number)
     if not source_rows:
         raise ContractViolation("no data rows below the header", row=header.row_number)
@@ -258,6 +258,39 @@ def rows_to_table(rows: Iterable[Sequence[object]], header: HeaderMatch) -> pa.T
         ordered[name] = pa.array(extra, type=pa.string())
     ordered["_source_row"] = pa.array(source_rows, type=pa.int32())
     return pa.table(ordered)
+
+
+def _extra_text(cell: object) -> str | None:
+    """Unknown columns are kept as trimmed text whatever their cell type; empty is null."""
+    if cell is None:
+        return None
+    text = str(cell).strip() if isinstance(cell, bool | str) else _cast_string(cell)
+    return text or None
+
+
+def near_miss(rows: Sequence[Sequence[object]], contracts: Iterable[DatasetContract]) -> str | None:
+    """When no header fits: the row that comes closest to a contract, and what it lacks."""
+    best: tuple[int, str] | None = None
+    for contract in contracts:
+        for index, row in enumerate(rows[:HEADER_SCAN_ROWS]):
+            normalised = {normalise_header(cell) for cell in row}
+            present = [c for c in contract.columns if c.normalised_aliases & normalised]
+            missing = [c.name for c in contract.required if c not in present]
+            if len(present) < 2 or not missing:
+                continue
+            message = (
+                f"row {index + 1} looks like the {contract.name} header but lacks the required "
+                f"column(s) {', '.join(missing)} (accepted headers: "
+                + "; ".join(
+                    f"{c.name}: {' | '.join(c.aliases)}"
+                    for c in contract.required
+                    if c.name in missing
+                )
+                + ")"
+            )
+            if best is None or len(present) > best[0]:
+                best = (len(present), message)
+    return None if best is None else best[1]
 
 
 def contract_schema(header: HeaderMatch) -> pa.Schema:

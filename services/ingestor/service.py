@@ -196,6 +196,9 @@ class IngestService:
                 )
             after = path.stat()
             if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns):
+                # Nothing was published for this content: its bronze objects would be orphans.
+                for _, target, _ in written:
+                    await asyncio.to_thread(self._lake.delete_file, target)
                 raise FileChangedError(f"{path.name} changed while it was read")
             events = await self._publish(path, written, content_sha256, correlation_id)
             await self._ledger.put(
@@ -211,7 +214,7 @@ class IngestService:
             duration = time.perf_counter() - started
             log.info("file_archived", moved_to=str(moved_to), duration_ms=round(duration * 1000, 1))
             fmt = FORMATS_BY_SUFFIX.get(path.suffix.lower(), "other")
-            self.metrics.bytes.labels(fmt).inc(size)
+            self.metrics.bytes.labels(format=fmt).inc(size)
             self.metrics.duration.labels("ingested").observe(duration)
             for event in events:
                 self.metrics.files.labels(event.dataset, "ingested").inc()
@@ -324,7 +327,11 @@ class IngestService:
                     )
 
             began = time.perf_counter()
-            size = self._lake.write_parquet_batches(target, schema, with_lineage())
+            try:
+                size = self._lake.write_parquet_batches(target, schema, with_lineage())
+            except ContractViolation as violation:  # a bad row further down a streamed file
+                violation.dataset = violation.dataset or part.dataset
+                raise
             log.info(
                 "bronze_written",
                 dataset=part.dataset,

@@ -20,6 +20,7 @@ from services.ingestor.parsing import (
     ContractViolation,
     HeaderMatch,
     best_header,
+    near_miss,
     rows_to_table,
 )
 
@@ -59,6 +60,7 @@ def read_workbook(
     except (CalamineError, ValueError, OSError) as exc:
         raise ContractViolation(f"not a readable .xlsx workbook: {exc}") from exc
     parsed: list[ParsedSheet] = []
+    near_misses: list[str] = []
     try:
         for name in workbook.sheet_names:
             try:
@@ -70,6 +72,8 @@ def read_workbook(
                 raise ContractViolation(f"sheet {name!r} cannot be read: {exc}") from exc
             header = best_header(rows[:HEADER_SCAN_ROWS], contracts)
             if header is None:
+                if miss := near_miss(rows, contracts):
+                    near_misses.append(f"sheet {name!r}: {miss}")
                 continue
             try:
                 table = rows_to_table(rows[header.row_number :], header)
@@ -78,8 +82,16 @@ def read_workbook(
                     f"sheet {name!r}: {violation.reason}",
                     column=violation.column,
                     row=violation.row,
+                    dataset=header.contract.name,
                 ) from violation
             parsed.append(ParsedSheet(header, name, table))
     finally:
         workbook.close()
+    if not parsed:
+        names = ", ".join(c.name for c in contracts)
+        raise ContractViolation(
+            f"no sheet has the header of any dataset contract ({names})"
+            + (f"; closest: {'; '.join(near_misses)}" if near_misses else ""),
+            dataset=contracts[0].name if len(contracts) == 1 else None,
+        )
     return parsed

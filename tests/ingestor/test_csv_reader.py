@@ -177,13 +177,6 @@ def test_number_in_the_other_notation_is_named_with_its_line(tmp_path):
     assert "'12.5'" in caught.value.reason
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ContractViolation,
-    reason="bug: the decimal separator is decided on the first 30 lines only, and a ';' file "
-    "whose sample holds only integers is taken as dot-decimal, so a valid '1.234,56' "
-    "further down is rejected (and a '1.500' would be read as 1.5)",
-)
 def test_decimal_comma_far_below_integer_only_rows_in_a_semicolon_file(tmp_path):
     rows = [row(quantity=str(i + 1)) for i in range(40)] + [row(quantity="1.234,56")]
     _, table = read(write(tmp_path, csv_text(rows)))
@@ -224,12 +217,6 @@ def test_impossible_date_is_named_with_column_and_line(tmp_path, bad):
     assert bad in caught.value.reason
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="bug: the rolled-over-day check only reads dd/mm dates, so an ISO date with an "
-    "impossible day (2025-02-31) is silently read as 2025-03-03",
-)
 def test_impossible_iso_date_is_rejected(tmp_path):
     path = write(tmp_path, csv_text([row(date_text="2025-02-31")]))
     try:
@@ -271,13 +258,6 @@ def test_blank_spacer_lines_are_skipped_and_lines_still_count(tmp_path):
     assert table.column("_source_row").to_pylist() == [2, 5, 6]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="bug: Arrow drops empty lines (ignore_empty_lines defaults to True) but read_csv "
-    "numbers rows by counting what Arrow returns, so every row after an empty line is "
-    "reported one line too early",
-)
 def test_empty_lines_do_not_shift_line_numbers(tmp_path):
     lines = [";".join(HEADER), ";".join(row(item="000001")), "", ";".join(row(item="000002"))]
     path = write(tmp_path, "\n".join(lines) + "\n")
@@ -401,12 +381,6 @@ def test_missing_required_column_is_quarantined(env):
     assert env.lake_files() == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="bug: when no header row fits, the reason says 'no header row of a dataset contract' "
-    "without naming the required column that is missing",
-)
 def test_missing_required_column_is_named(env):
     header = tuple(h for h in HEADER if h != "DOCUMENTO")
     rows = [tuple(v for h, v in zip(HEADER, row(), strict=True) if h != "DOCUMENTO")]

@@ -114,12 +114,6 @@ def test_each_service_instance_has_its_own_registry():
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="bug: service.py passes the file format ('xlsx') as the value of the bytes counter's "
-    "'dataset' label",
-)
 def test_source_bytes_are_labelled_by_what_the_label_says(env):
     content = workbook_bytes(ROWS)
     env.ingest("a.xlsx", content)

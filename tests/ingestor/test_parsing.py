@@ -364,12 +364,6 @@ def test_a_header_without_unknown_cells_has_no_extras():
     assert not [n for n in table.column_names if n.startswith("extra_")]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="bug: rows_to_table casts extra cells outside its try block, so a TRUE/FALSE cell "
-    "in an unknown column raises a bare TypeError instead of a ContractViolation",
-)
 def test_boolean_in_an_extra_column_is_kept_or_named_but_never_crashes():
     rows = [(*HEADER, "ATIVO"), ("D1", "010825", "CABO", "EPI", 1, None, True)]
     try:

@@ -371,13 +371,6 @@ def test_broken_file_is_quarantined_with_a_report(env):
     assert digest in message_id
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="bug: a violation found after the header chose a contract is reported under "
-    "dataset 'unknown' when the file sits in the inbox root (readers never set "
-    "ContractViolation.dataset)",
-)
 @pytest.mark.parametrize(
     ("name", "dataset"),
     [("broken.xlsx", "erp_requisitions"), ("movements.csv", "stock_movements")],
@@ -564,12 +557,6 @@ def test_damaged_workbook_is_quarantined(env, tmp_path):
     assert isinstance(event, IngestRejected)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="bug: rows_to_table lets the TypeError of a boolean in an unknown column escape, so "
-    "process() raises and the watcher retries the file forever instead of deciding",
-)
 def test_boolean_in_an_unknown_column_does_not_make_the_file_fail_forever(env):
     path = env.inbox / "flags.xlsx"
     workbook = Workbook()

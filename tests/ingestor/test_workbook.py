@@ -126,15 +126,34 @@ def test_header_only_sheet_raises(tmp_path):
         read(path, [ERP_REQUISITIONS])
 
 
-def test_workbook_without_a_matching_sheet_gives_nothing(tmp_path):
+def test_workbook_without_a_matching_sheet_is_a_violation_naming_the_contracts(tmp_path):
     workbook = Workbook()
     workbook.active.append(["SITE", "ID SITE", "CLIENTE"])
     workbook.active.append(["BAXYZ001", 1, "TIM"])
     workbook.create_sheet("vazio")
     path = tmp_path / "other.xlsx"
     workbook.save(path)
-    assert read(path, [ERP_REQUISITIONS]) == []
-    assert read(path, []) == []
+    with pytest.raises(ContractViolation) as caught:
+        read(path, [ERP_REQUISITIONS])
+    assert "no sheet has the header of any dataset contract (erp_requisitions)" in str(caught.value)
+    assert caught.value.dataset == "erp_requisitions"
+    with pytest.raises(ContractViolation):
+        read(path, [])
+
+
+def test_a_sheet_lacking_one_required_column_is_named_as_the_closest_match(tmp_path):
+    workbook = Workbook()
+    workbook.active.title = "CUSTO"
+    workbook.active.append(["DEPÓSITO", "PRODUTO/SERVIÇO", "MATERIAL", "QUANTIDADE"])
+    workbook.active.append(["BAXYZ001", "010825", "CABO", 3])
+    path = tmp_path / "no-family.xlsx"
+    workbook.save(path)
+    with pytest.raises(ContractViolation) as caught:
+        read(path, [ERP_REQUISITIONS])
+    reason = caught.value.reason
+    assert "sheet 'CUSTO': row 1 looks like the erp_requisitions header" in reason
+    assert "lacks the required column(s) item_family" in reason
+    assert "FAMÍLIA" in reason
 
 
 def test_random_bytes_named_xlsx_is_a_violation(tmp_path):
