@@ -326,6 +326,7 @@ def test_file_changed_while_it_was_read_stays_in_the_inbox(env, monkeypatch, nam
     assert not env.archive.exists()
     assert not env.quarantine.exists()
     assert [e.status for e in env.ledger.puts] == ["started"]  # never "published"
+    assert env.lake_files() == [], "the unpublished bronze object of the old content is gone"
 
 
 # --- quarantined ---------------------------------------------------------------------------
