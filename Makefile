@@ -28,5 +28,12 @@ lint: $(INSTALLED)
 test: $(INSTALLED) lint
 	$(BIN)/python -m pytest
 
+# Benchmarks: `make bench` runs them all; pass options with BENCH_ARGS="--quick".
+bench: bench-ingest
+
+.PHONY: bench-ingest
+bench-ingest: $(INSTALLED)
+	$(BIN)/python -m bench.ingest $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) var

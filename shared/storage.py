@@ -22,6 +22,7 @@ from deltalake.exceptions import TableNotFoundError
 from shared.settings import StorageSettings
 
 Layer = Literal["bronze", "silver", "gold"]
+ROW_GROUP_ROWS = 128 * 1024
 
 
 class LakePathError(ValueError):
@@ -126,8 +127,17 @@ class Lake:
             with pq.ParquetWriter(
                 staging, schema, filesystem=self._fs, compression="zstd"
             ) as writer:
+                # Small batches are gathered so that row groups stay large enough to scan fast.
+                pending: list[pa.RecordBatch] = []
+                pending_rows = 0
                 for batch in batches:
-                    writer.write_batch(batch)
+                    pending.append(batch)
+                    pending_rows += batch.num_rows
+                    if pending_rows >= ROW_GROUP_ROWS:
+                        writer.write_table(pa.Table.from_batches(pending, schema))
+                        pending, pending_rows = [], 0
+                if pending:
+                    writer.write_table(pa.Table.from_batches(pending, schema))
             self._fs.move(staging, target)
         finally:
             if self._fs.get_file_info(staging).type != pafs.FileType.NotFound:

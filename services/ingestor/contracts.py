@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Literal
 
 ColumnType = Literal["string", "float", "date", "timestamp", "month"]
@@ -38,7 +39,7 @@ class Column:
     nullable: bool = False  # a row may leave the value empty (or write N/A)
     description: str = ""
 
-    @property
+    @cached_property  # asked for every header cell of every file
     def normalised_aliases(self) -> frozenset[str]:
         return frozenset(normalise_header(a) for a in (self.name, *self.aliases))
 

@@ -112,10 +112,10 @@ def _with_lineage(
     rows = batch.num_rows
     columns = [
         *batch.columns,
-        pa.array([source] * rows, pa.string()),
-        pa.array([sheet] * rows, pa.string()),
-        pa.array([sha] * rows, pa.string()),
-        pa.array([at] * rows, pa.timestamp("us", tz="UTC")),
+        pa.repeat(pa.scalar(source, pa.string()), rows),
+        pa.repeat(pa.scalar(sheet, pa.string()), rows),
+        pa.repeat(pa.scalar(sha, pa.string()), rows),
+        pa.repeat(pa.scalar(at, pa.timestamp("us", tz="UTC")), rows),
     ]
     return pa.RecordBatch.from_arrays(columns, schema=_lineage_schema(batch.schema))
 
