@@ -187,6 +187,7 @@ class Lake:
         *,
         mode: Literal["append", "overwrite"],
         predicate: str | None = None,
+        partition_by: list[str] | None = None,
         metadata: Mapping[str, Any] | None = None,
     ) -> DeltaCommit:
         """Commit `data` atomically; `predicate` with overwrite replaces only matching rows."""
@@ -198,7 +199,10 @@ class Lake:
             data,
             mode=mode,
             predicate=predicate,
-            schema_mode="merge" if mode == "append" else None,
+            # Partitioning is fixed when the table is created; later writes follow it.
+            partition_by=partition_by if existing is None else None,
+            # A table may gain columns; history stays readable with the old schema.
+            schema_mode="merge",
             storage_options=self._delta_options,
             commit_properties=CommitProperties(
                 custom_metadata={k: str(v) for k, v in (metadata or {}).items()}

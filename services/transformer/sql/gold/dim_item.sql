@@ -1,38 +1,68 @@
--- gold.dim_item: one row per material code seen in the requisitions.
--- Input: silver_erp_requisitions. Description, family and unit come from the most recent
--- request line, since planners fix descriptions in the ERP over time.
+-- gold.dim_item: one row per material code, with its demand class.
+-- Inputs: silver_erp_requisitions (all of it), gold_fact_demand (all of it).
+-- Description, family and unit come from the most recent line: planners fix them over time.
+-- Demand class (Syntetos-Boylan) on weekly buckets from the item's first demand to the last
+-- week of data: ADI = weeks / weeks with demand, CV2 = (std / mean)^2 of non-zero weeks;
+-- cut-offs 1.32 and 0.49.
 WITH latest AS (
-    SELECT
-        item_code,
-        item_description,
-        item_family,
-        unit,
-        row_number() OVER (
-            PARTITION BY item_code
-            ORDER BY requested_date DESC NULLS LAST, _ingested_at DESC, _source_row DESC
-        ) AS recency
+    SELECT item_code, item_description, item_family, unit,
+           row_number() OVER (
+               PARTITION BY item_code
+               ORDER BY requested_date DESC NULLS LAST, _ingested_at DESC, _content_sha256 DESC,
+                        _source_row DESC
+           ) AS recency
     FROM silver_erp_requisitions
 ),
 activity AS (
-    SELECT
-        item_code,
-        min(requested_date)  AS first_seen,
-        max(requested_date)  AS last_seen,
-        count(*)             AS request_lines,
-        sum(quantity)        AS total_quantity
+    SELECT item_code,
+           min(requested_date) AS first_seen,
+           max(requested_date) AS last_seen,
+           count(*)            AS request_lines,
+           sum(quantity)       AS total_quantity
     FROM silver_erp_requisitions
     GROUP BY item_code
+),
+weekly AS (
+    SELECT item_code, date_trunc('week', demand_date) AS week, sum(quantity) AS quantity
+    FROM gold_fact_demand
+    GROUP BY ALL
+),
+span AS (SELECT max(week) AS last_week FROM weekly),
+shape AS (
+    SELECT w.item_code,
+           count(*)                                             AS demand_weeks,
+           date_diff('week', min(w.week), any_value(s.last_week)) + 1 AS weeks,
+           avg(w.quantity)                                      AS mean_size,
+           stddev_pop(w.quantity)                               AS std_size
+    FROM weekly AS w, span AS s
+    GROUP BY w.item_code
+),
+classified AS (
+    SELECT item_code,
+           weeks / demand_weeks                                 AS adi,
+           coalesce(power(std_size / nullif(mean_size, 0), 2), 0) AS cv2
+    FROM shape
 )
 SELECT
-    latest.item_code,
-    latest.item_description,
-    latest.item_family,
-    latest.unit,
-    activity.first_seen,
-    activity.last_seen,
-    CAST(activity.request_lines AS BIGINT) AS request_lines,
-    activity.total_quantity
-FROM latest
-JOIN activity USING (item_code)
-WHERE latest.recency = 1
-ORDER BY latest.item_code
+    l.item_code,
+    l.item_description,
+    l.item_family,
+    l.unit,
+    a.first_seen,
+    a.last_seen,
+    CAST(a.request_lines AS BIGINT)                   AS request_lines,
+    a.total_quantity,
+    c.adi,
+    c.cv2,
+    CASE
+        WHEN c.adi IS NULL THEN 'no_demand'
+        WHEN c.adi < 1.32 AND c.cv2 < 0.49 THEN 'smooth'
+        WHEN c.adi < 1.32 THEN 'erratic'
+        WHEN c.cv2 < 0.49 THEN 'intermittent'
+        ELSE 'lumpy'
+    END                                               AS demand_class
+FROM latest AS l
+JOIN activity AS a USING (item_code)
+LEFT JOIN classified AS c USING (item_code)
+WHERE l.recency = 1
+ORDER BY l.item_code

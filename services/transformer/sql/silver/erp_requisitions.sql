@@ -1,22 +1,30 @@
--- silver.erp_requisitions: one bronze file's request lines, typed and trimmed.
--- Input: bronze_batch (the rows of one bronze Parquet object, typed by the ingestor's contract).
--- Codes stay text: leading zeros of material codes ("010825") are part of the code.
+-- silver.erp_requisitions: request lines, typed and trimmed; codes stay text (leading zeros are
+-- part of a material code). Input `bronze`: rows of one or more bronze objects.
+-- The ERP repeats (request, item, depot) when a request is split into several lines, so the
+-- business key is extended with the line's ordinal among its twins in the same file: the same
+-- export ingested again yields the same keys and replaces, never doubles, its lines.
 SELECT
-    nullif(upper(trim(depot_code)), '')                           AS depot_code,
-    trim(item_code)                                               AS item_code,
-    regexp_replace(trim(item_description), '\s+', ' ', 'g')       AS item_description,
-    upper(trim(item_family))                                      AS item_family,
+    nullif(upper(trim(depot_code)), '')                              AS depot_code,
+    trim(item_code)                                                  AS item_code,
+    regexp_replace(trim(item_description), '\s+', ' ', 'g')          AS item_description,
+    upper(trim(item_family))                                         AS item_family,
     nullif(regexp_replace(trim(supplier_name), '\s+', ' ', 'g'), '') AS supplier_name,
-    CAST(quantity AS DOUBLE)                                      AS quantity,
-    nullif(upper(trim(unit)), '')                                 AS unit,
+    CAST(quantity AS DOUBLE)                                         AS quantity,
+    nullif(upper(trim(unit)), '')                                    AS unit,
     required_date,
-    nullif(trim(request_number), '')                              AS request_number,
+    nullif(trim(request_number), '')                                 AS request_number,
     requested_date,
     purchased_date,
-    _source_file,
-    _source_sheet,
-    _source_row,
-    _content_sha256,
-    _ingested_at
-FROM bronze_batch
-ORDER BY _source_row
+    CAST(row_number() OVER (
+        PARTITION BY _content_sha256, trim(request_number), trim(item_code), upper(trim(depot_code))
+        ORDER BY _source_row
+    ) AS INTEGER)                                                    AS line_number,
+    CAST(date_trunc('month', requested_date) AS DATE)                AS business_month,
+    concat_ws('|', coalesce(trim(request_number), ''), trim(item_code),
+              coalesce(upper(trim(depot_code)), ''),
+              CAST(row_number() OVER (
+                  PARTITION BY _content_sha256, trim(request_number), trim(item_code),
+                               upper(trim(depot_code))
+                  ORDER BY _source_row) AS VARCHAR))                 AS _business_key,
+    _source_file, _source_sheet, _source_row, _content_sha256, _ingested_at
+FROM bronze
