@@ -9,11 +9,12 @@ from typing import Annotated
 
 import typer
 
-from services.cli.operations import bronze_app, datasets, quarantine_app
+from services.cli.operations import bronze_app, datasets, quarantine_app, rebuild
 from shared.settings import NovaSettings
 
 app = typer.Typer(help="Nova Corrente data platform.", no_args_is_help=True, add_completion=False)
 app.command("datasets")(datasets)
+app.command("rebuild")(rebuild)
 app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(bronze_app, name="bronze")
 

@@ -208,3 +208,15 @@ def bronze_prune(
     )
     for path in report.removed:
         typer.echo(f"  {path}")
+
+
+def rebuild() -> None:
+    """Recompute every silver and gold table from all bronze objects (same SQL as events)."""
+    from services.transformer.builds import rebuild_all
+    from shared.storage import Lake
+
+    settings = NovaSettings()
+    result = rebuild_all(Lake.from_settings(settings.storage))
+    typer.echo(f"build {result.build_id}")
+    for table in result.tables:
+        typer.echo(f"  {table.table:<32} version {table.version:<5} {table.row_count:>10,} rows")
