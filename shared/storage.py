@@ -147,6 +147,32 @@ class Lake:
     def delete_file(self, path: str) -> None:
         self._fs.delete_file(self._fs_path(path))
 
+    def write_bytes(self, path: str, data: bytes) -> None:
+        """A small whole object (a report); readers see it complete or not at all."""
+        self.write_stream(path, [data])
+
+    def write_stream(self, path: str, chunks: Iterable[bytes]) -> None:
+        target = self._fs_path(path)
+        parent = target.rsplit("/", 1)[0]
+        self._fs.create_dir(parent, recursive=True)
+        staging = (
+            f"{parent}/.tmp-{uuid.uuid4().hex}"
+            if isinstance(self._fs, pafs.LocalFileSystem)
+            else f"{self._fs_root}/_staging/{uuid.uuid4().hex}"
+        )
+        try:
+            with self._fs.open_output_stream(staging) as out:
+                for chunk in chunks:
+                    out.write(chunk)
+            self._fs.move(staging, target)
+        finally:
+            if self._fs.get_file_info(staging).type != pafs.FileType.NotFound:
+                self._fs.delete_file(staging)
+
+    def read_bytes(self, path: str) -> bytes:
+        with self._fs.open_input_stream(self._fs_path(path)) as stream:
+            return stream.read()
+
     def read_parquet(self, path: str) -> pa.Table:
         return pq.read_table(self._fs_path(path), filesystem=self._fs)
 

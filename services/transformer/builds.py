@@ -11,7 +11,7 @@ error-severity check fails.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -21,6 +21,16 @@ import holidays as holiday_calendars
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from services.transformer.checks import GOLD_CHECKS
+from services.transformer.quality import (
+    Check,
+    CheckResult,
+    evaluate,
+    gate,
+    profile,
+    results_table,
+)
+from services.transformer.quality_report import render_html_report
 from services.transformer.transforms import (
     GOLD,
     GOLD_BY_MONTH,
@@ -118,7 +128,9 @@ class BuildResult:
     build_id: str
     tables: list[TableVersion]
     quality_blocked: bool = False
-    quality_failures: list[str] = field(default_factory=list)
+    quality_failures: list[CheckResult] = field(default_factory=list)
+    quality_warnings: list[CheckResult] = field(default_factory=list)
+    report_path: str | None = None
 
 
 def _sql_literal(value: date | None) -> str:
@@ -193,10 +205,15 @@ BRONZE_LINEAGE = ("_source_file", "_source_sheet", "_source_row", "_content_sha2
 
 class Builder:
     def __init__(
-        self, lake: Lake, *, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+        self,
+        lake: Lake,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        checks: Sequence[Check] = GOLD_CHECKS,
     ) -> None:
         self._lake = lake
         self._clock = clock
+        self._checks = tuple(checks)
 
     # --- reading ---------------------------------------------------------------------------
 
@@ -404,6 +421,53 @@ class Builder:
         metadata = {"build_id": build_id, "correlation_id": build_id, "rebuild": "full"}
         return self._finish_build(build_id, commits, gold_targets(set(datasets)), None, metadata)
 
+    def _gate(
+        self,
+        build_id: str,
+        built: Mapping[str, pa.Table],
+        to_write: Mapping[str, pa.Table],
+        metadata: Mapping[str, Any],
+    ) -> tuple[list[CheckResult], list[DeltaCommit], str]:
+        """Check the gold tables as they would be after this build; record the results and
+        an HTML report whatever the outcome."""
+        checks = [c for c in self._checks if c.table in built]
+        tables: dict[str, Any] = dict(built)
+        for check in checks:
+            parent = getattr(check, "parent_table", None)
+            if parent and parent not in tables:
+                tables[parent] = self._gold_rows(parent)
+        previous: dict[str, int] = {}
+        for name in built:
+            table = self._lake.delta_table("gold", name)
+            if table is not None:
+                previous[name] = table.count()
+        now = self._clock()
+        results = evaluate(checks, tables, previous_row_counts=previous, now=now)
+        commits: list[DeltaCommit] = []
+        if results:
+            commits.append(
+                self._lake.write_delta(
+                    "gold",
+                    "dq_results",
+                    results_table(results, build_id),
+                    mode="append",
+                    metadata={**metadata, "rows_written": len(results)},
+                )
+            )
+        report_path = f"reports/quality/{build_id}.html"
+        html = render_html_report(
+            build_id=build_id,
+            created_at=now,
+            results=results,
+            profiles=profile(dict(to_write)),
+            lineage={
+                **{k: str(v) for k, v in metadata.items()},
+                "tables rebuilt": {n: f"{rows.num_rows:,} rows" for n, rows in to_write.items()},
+            },
+        )
+        self._lake.write_bytes(report_path, html.encode("utf-8"))
+        return results, commits, report_path
+
     def _finish_build(
         self,
         build_id: str,
@@ -412,8 +476,30 @@ class Builder:
         months: Months | None,
         metadata: Mapping[str, Any],
     ) -> BuildResult:
-        _built, to_write = self._compute_gold(targets, months)
+        built, to_write = self._compute_gold(targets, months)
         commits = list(silver)
+        if not built:
+            return BuildResult(build_id, _versions(commits))
+        results, recorded, report_path = self._gate(build_id, built, to_write, metadata)
+        decision = gate(results)
+        if decision.blocked:
+            # Silver keeps the new rows (they are what the files say); gold stays at the
+            # versions readers already trust until the data is fixed.
+            log.warning(
+                "quality_gate_blocked",
+                build_id=build_id,
+                errors=[r.check for r in decision.errors],
+                report=report_path,
+            )
+            return BuildResult(
+                build_id,
+                _versions([*commits, *recorded]),
+                quality_blocked=True,
+                quality_failures=list(decision.errors),
+                quality_warnings=list(decision.warnings),
+                report_path=report_path,
+            )
+        commits += recorded
         for name, rows in to_write.items():
             by_month = name in GOLD_BY_MONTH
             commit = self._lake.write_delta(
@@ -435,11 +521,14 @@ class Builder:
             commits.append(commit)
         return BuildResult(
             build_id,
-            [
-                TableVersion(table=c.table, version=c.version, row_count=c.row_count)
-                for c in commits
-            ],
+            _versions(commits),
+            quality_warnings=list(decision.warnings),
+            report_path=report_path,
         )
+
+
+def _versions(commits: Iterable[DeltaCommit]) -> list[TableVersion]:
+    return [TableVersion(table=c.table, version=c.version, row_count=c.row_count) for c in commits]
 
 
 def _derived(table: str) -> Transform:
