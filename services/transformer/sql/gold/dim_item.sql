@@ -38,9 +38,10 @@ shape AS (
     GROUP BY w.item_code
 ),
 classified AS (
+    -- Rounded so that the order of a parallel sum cannot flip an item across a cut-off.
     SELECT item_code,
-           weeks / demand_weeks                                 AS adi,
-           coalesce(power(std_size / nullif(mean_size, 0), 2), 0) AS cv2
+           round(weeks / demand_weeks, 6)                                 AS adi,
+           round(coalesce(power(std_size / nullif(mean_size, 0), 2), 0), 6) AS cv2
     FROM shape
 )
 SELECT

@@ -31,9 +31,11 @@ SELECT
     calendar_date,
     temperature_mean_c, temperature_min_c, temperature_max_c, precipitation_mm, humidity_mean_pct,
     last_value(selic_rate_pct IGNORE NULLS) OVER w                AS selic_rate_pct,
-    selic_rate_pct IS NULL                                        AS selic_is_carried,
+    selic_rate_pct IS NULL
+        AND last_value(selic_rate_pct IGNORE NULLS) OVER w IS NOT NULL AS selic_is_carried,
     last_value(ptax_usd_sell IGNORE NULLS) OVER w                 AS ptax_usd_sell,
-    ptax_usd_sell IS NULL                                         AS ptax_is_carried,
+    ptax_usd_sell IS NULL
+        AND last_value(ptax_usd_sell IGNORE NULLS) OVER w IS NOT NULL AS ptax_is_carried,
     ipca_month_pct
 FROM joined
 WINDOW w AS (ORDER BY calendar_date ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)

@@ -16,9 +16,12 @@ items AS (
     FROM gold_dim_item AS i WHERE i.first_seen IS NOT NULL
 ),
 weeks AS (
-    SELECT week_start,
-           any_value(year) AS year, any_value(iso_week) AS iso_week,
-           min(month) AS month, min(quarter) AS quarter,
+    -- A week is labelled by its Monday, so a week spanning New Year belongs to one year.
+    SELECT gold_dim_date.week_start,
+           CAST(year(gold_dim_date.week_start) AS INTEGER) AS year,
+           CAST(weekofyear(gold_dim_date.week_start) AS INTEGER) AS iso_week,
+           CAST(month(gold_dim_date.week_start) AS INTEGER) AS month,
+           CAST(quarter(gold_dim_date.week_start) AS INTEGER) AS quarter,
            CAST(sum(CASE WHEN is_national_holiday OR is_bahia_holiday THEN 1 ELSE 0 END) AS INTEGER)
                AS holidays,
            CAST(sum(CASE WHEN is_business_day THEN 1 ELSE 0 END) AS INTEGER) AS business_days
@@ -48,9 +51,17 @@ filled AS (
            CAST(coalesce(d.sites, 0) AS INTEGER) AS sites
     FROM grid AS g LEFT JOIN weekly AS d USING (item_code, week_start)
 ),
-family AS (
+family_weeks AS (
     SELECT item_family, week_start, sum(quantity) AS family_quantity
     FROM filled GROUP BY ALL
+),
+family AS (
+    -- The family's own past, the same for every item of the family whenever the item started.
+    SELECT item_family, week_start, family_quantity,
+           avg(family_quantity) OVER (PARTITION BY item_family ORDER BY week_start
+                                      ROWS BETWEEN 13 PRECEDING AND 1 PRECEDING)
+               AS family_quantity_mean_13w
+    FROM family_weeks
 )
 SELECT
     f.item_code, f.week_start, f.item_family, f.demand_class,
@@ -64,8 +75,7 @@ SELECT
     stddev_pop(f.quantity) OVER item_past13 AS quantity_std_13w,
     CAST(count(*) FILTER (WHERE f.quantity > 0) OVER item_past13 AS INTEGER) AS demand_weeks_13w,
     fam.family_quantity,
-    avg(fam.family_quantity) OVER (PARTITION BY f.item_code ORDER BY f.week_start
-                                   ROWS BETWEEN 13 PRECEDING AND 1 PRECEDING) AS family_quantity_mean_13w
+    fam.family_quantity_mean_13w
 FROM filled AS f
 LEFT JOIN external AS e USING (week_start)
 LEFT JOIN lead AS l USING (item_code)

@@ -1,4 +1,5 @@
--- silver.weather_daily: hourly weather aggregated to days per city (local day of the series).
+-- silver.weather_daily: hourly weather aggregated to days per city. Days are those of the
+-- series' own clock (Open-Meteo is requested in GMT, so UTC days, not Brasília days).
 -- Input `silver_weather_hourly`: the deduplicated hours of the months being rebuilt.
 SELECT
     CAST(observed_at AS DATE)                      AS weather_date,

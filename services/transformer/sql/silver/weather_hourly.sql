@@ -17,3 +17,9 @@ SELECT
 FROM bronze AS w
 LEFT JOIN cities AS c
     ON abs(c.latitude - w.latitude) <= 0.25 AND abs(c.longitude - w.longitude) <= 0.25
+-- Two cities close together must not duplicate an hour: the nearest one takes it.
+QUALIFY row_number() OVER (
+    PARTITION BY w._content_sha256, w._source_row
+    ORDER BY power(c.latitude - w.latitude, 2) + power(c.longitude - w.longitude, 2) NULLS LAST,
+             c.city
+) = 1
