@@ -1,4 +1,4 @@
-"""NATS JetStream plumbing shared by the services: connection and the event stream."""
+"""NATS JetStream plumbing shared by the services: connection, the event and dead-letter streams."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import BadRequestError, NotFoundError
 
-from shared.events import ALL_SUBJECTS
+from shared.events import ALL_SUBJECTS, DLQ_ALL_SUBJECTS
 from shared.settings import NatsSettings
+
+SECONDS_PER_DAY = 24 * 3600
 
 
 def stream_config(settings: NatsSettings) -> StreamConfig:
@@ -20,7 +22,24 @@ def stream_config(settings: NatsSettings) -> StreamConfig:
         storage=StorageType.FILE,
         discard=DiscardPolicy.OLD,
         duplicate_window=settings.duplicate_window_seconds,
-        max_age=settings.max_age_days * 24 * 3600,
+        max_age=settings.max_age_days * SECONDS_PER_DAY,
+    )
+
+
+def dlq_stream_config(settings: NatsSettings) -> StreamConfig:
+    """Dead letters wait for an operator, so they are kept far longer than the events."""
+    if settings.dlq_stream == settings.stream:
+        raise ValueError(f"the dead-letter stream must not be the event stream ({settings.stream})")
+    return StreamConfig(
+        name=settings.dlq_stream,
+        subjects=[DLQ_ALL_SUBJECTS],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        discard=DiscardPolicy.OLD,
+        # A transformer that dead-letters, then crashes before terminating the original, sends
+        # the same dead letter again on redelivery: the window drops that copy.
+        duplicate_window=settings.duplicate_window_seconds,
+        max_age=settings.dlq_max_age_days * SECONDS_PER_DAY,
     )
 
 
@@ -34,11 +53,27 @@ async def connect(settings: NatsSettings, name: str) -> NatsClient:
     )
 
 
-async def ensure_stream(js: JetStreamContext, settings: NatsSettings) -> None:
-    """Create the event stream, or bring an existing one to the configured shape."""
-    config = stream_config(settings)
+async def connect_once(settings: NatsSettings, name: str) -> NatsClient:
+    """For a command line: fail fast (NoServersError) instead of retrying forever, quietly."""
+
+    async def quiet(_: Exception) -> None:  # the caller reports the failure once, readably
+        return None
+
+    return await nats.connect(
+        settings.url,
+        name=name,
+        connect_timeout=settings.connect_timeout_seconds,
+        # nats-py only gives up on a first connection when the attempts are bounded.
+        max_reconnect_attempts=1,
+        reconnect_time_wait=0.2,
+        error_cb=quiet,
+    )
+
+
+async def _declare(js: JetStreamContext, config: StreamConfig) -> None:
+    assert config.name is not None
     try:
-        await js.stream_info(settings.stream)
+        await js.stream_info(config.name)
     except NotFoundError:
         try:
             await js.add_stream(config)
@@ -46,3 +81,13 @@ async def ensure_stream(js: JetStreamContext, settings: NatsSettings) -> None:
         except BadRequestError:  # another service created it between the two calls
             pass
     await js.update_stream(config)
+
+
+async def ensure_stream(js: JetStreamContext, settings: NatsSettings) -> None:
+    """Create the event and dead-letter streams, or bring existing ones to the configured shape.
+
+    Both are declared here so that every service that declares the event stream also leaves
+    a place for dead letters: nothing fails to dead-letter because its stream is missing.
+    """
+    await _declare(js, stream_config(settings))
+    await _declare(js, dlq_stream_config(settings))

@@ -8,13 +8,29 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 SUBJECT_ROOT = "nova.v1"
 ALL_SUBJECTS = f"{SUBJECT_ROOT}.>"
 BRONZE_INGESTED_ANY = f"{SUBJECT_ROOT}.bronze.ingested.*"
+
+# Dead letters live outside `nova.v1.>` because two JetStream streams cannot share subjects; the
+# original subject follows the prefix, so a dead letter says where it came from by its name.
+DLQ_SUBJECT_ROOT = "nova.dlq.v1"
+DLQ_ALL_SUBJECTS = f"{DLQ_SUBJECT_ROOT}.>"
+DLQ_HEADER_ORIGINAL_SUBJECT = "Nova-Original-Subject"
+DLQ_HEADER_ORIGINAL_MSG_ID = "Nova-Original-Msg-Id"
+DLQ_HEADER_ORIGINAL_STREAM_SEQ = "Nova-Original-Stream-Seq"
+DLQ_HEADER_ERROR = "Nova-Error"
+DLQ_HEADER_DELIVERIES = "Nova-Deliveries"
+DLQ_HEADER_FAILED_AT = "Nova-Failed-At"
+
+
+def dlq_subject(subject: str) -> str:
+    """Where a dead letter of an event published on `subject` is kept."""
+    return f"{DLQ_SUBJECT_ROOT}.{subject}"
 
 
 def new_correlation_id() -> str:
@@ -85,3 +101,25 @@ class IngestRejected(Event):
     reason: str
     column: str | None = None
     row: int | None = None
+
+
+class QualityFailure(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    check: str
+    table: str
+    severity: str
+    failing_rows: int
+    message: str
+    sample: list[dict[str, Any]] = Field(default_factory=list, description="Up to 5 rows.")
+
+
+class QualityFailed(Event):
+    """A build's gold tables failed an error-severity check; the previous versions stay live."""
+
+    subject_template: ClassVar[str] = SUBJECT_ROOT + ".quality.failed"
+
+    build_id: str
+    failures: list[QualityFailure]
+    report_path: str | None = Field(None, description="Lake path of the build's HTML report.")
+    source_events: list[str] = Field(default_factory=list)

@@ -26,6 +26,12 @@ class NatsSettings(BaseModel):
     max_age_days: float = Field(
         30.0, gt=1, description="Events older than this leave the stream (bounded disk use)."
     )
+    dlq_stream: str = Field(
+        "NOVA_DLQ", description="JetStream stream of dead letters: events no retry could process."
+    )
+    dlq_max_age_days: float = Field(
+        365.0, gt=1, description="Dead letters older than this leave the dead-letter stream."
+    )
 
 
 class StorageSettings(BaseModel):

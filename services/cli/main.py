@@ -9,7 +9,9 @@ from typing import Annotated
 
 import typer
 
+from services.cli.dlq import dlq_app
 from services.cli.operations import bronze_app, datasets, quarantine_app, rebuild
+from services.cli.replay import replay
 from shared.settings import NovaSettings
 
 app = typer.Typer(help="Nova Corrente data platform.", no_args_is_help=True, add_completion=False)
@@ -17,6 +19,8 @@ app.command("datasets")(datasets)
 app.command("rebuild")(rebuild)
 app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(bronze_app, name="bronze")
+app.add_typer(dlq_app, name="dlq")
+app.command("replay")(replay)
 
 ITEMS_TIMEOUT_SECONDS = 120.0
 

@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
+import random
+import socket
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import NoReturn
 
+from deltalake.exceptions import CommitFailedError
 from faststream import FastStream
 from faststream.exceptions import NackMessage, RejectMessage
 from faststream.middlewares import AckPolicy
@@ -12,10 +21,24 @@ from faststream.nats import ConsumerConfig, JStream, NatsBroker, PullSub
 from faststream.nats.annotations import NatsMessage
 from nats.js.api import AckPolicy as JsAckPolicy
 from nats.js.api import DeliverPolicy
+from nats.js.errors import BadRequestError, KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.kv import KeyValue
+from pydantic import ValidationError
 
-from services.transformer.builds import UnknownDatasetError, apply_bronze_event
+from services.transformer.builds import BuildResult, UnknownDatasetError, apply_bronze_event
 from shared.broker import connect, ensure_stream
-from shared.events import BRONZE_INGESTED_ANY, BronzeIngested, GoldUpdated
+from shared.events import (
+    BRONZE_INGESTED_ANY,
+    DLQ_HEADER_DELIVERIES,
+    DLQ_HEADER_ERROR,
+    DLQ_HEADER_FAILED_AT,
+    DLQ_HEADER_ORIGINAL_MSG_ID,
+    DLQ_HEADER_ORIGINAL_STREAM_SEQ,
+    DLQ_HEADER_ORIGINAL_SUBJECT,
+    BronzeIngested,
+    GoldUpdated,
+    dlq_subject,
+)
 from shared.logging import bind_correlation_id, configure_logging, get_logger
 from shared.settings import NovaSettings
 from shared.storage import Lake
@@ -23,6 +46,29 @@ from shared.storage import Lake
 PRODUCER = "transformer"
 log = get_logger(__name__)
 MAX_RETRY_DELAY_SECONDS = 60.0
+# A commit conflict means another writer won the race for the same table version: the retry
+# should come soon (the conflict is already over), jittered so that two losers do not collide
+# again in lockstep.
+CONFLICT_RETRY_SECONDS = (0.2, 1.0)
+MAX_ERROR_HEADER_BYTES = 1024
+DLQ_PUBLISH_ATTEMPTS = 3
+DLQ_PUBLISH_TIMEOUT_SECONDS = 5.0
+
+# One build at a time across every replica, held as a key in a JetStream key-value bucket.
+# A build reads tables and then overwrites them (silver months, gold), and each Delta write
+# starts from the table as it is when writing, not as it was read: what a concurrent build
+# committed in between is overwritten without any conflict raised (two replicas without this
+# lost 6 of 90 silver rows in a run of tests/integration/test_transformer_replicas.py). The key
+# expires after the TTL unless refreshed, so a replica that dies mid-build frees it on its own.
+LEASE_BUCKET = "nova_transformer_lease"
+LEASE_KEY = "build"
+LEASE_TTL_SECONDS = 15.0
+LEASE_REFRESH_SECONDS = 4.0
+LEASE_RECHECK_SECONDS = 1.0  # an expired lease announces nothing: look again this often
+# JetStream redelivers a message not acked within ack_wait; a build waiting for the lease or
+# running long reports progress this often (or thrice per ack_wait) so that the other replica
+# does not get it too.
+PROGRESS_SECONDS = 10.0
 
 
 def retry_delay_seconds(delivery: int) -> float:
@@ -30,8 +76,105 @@ def retry_delay_seconds(delivery: int) -> float:
     return min(2.0 ** (max(delivery, 1) - 1), MAX_RETRY_DELAY_SECONDS)
 
 
+def conflict_retry_delay_seconds() -> float:
+    return random.uniform(*CONFLICT_RETRY_SECONDS)
+
+
+class LeaseLostError(RuntimeError):
+    """The build lease expired or was taken while this replica was building."""
+
+
+def is_commit_conflict(exc: BaseException) -> bool:
+    """Another writer got in the way: a concurrent Delta commit won (deltalake's
+    CommitFailedError, however wrapped), or the build lease lapsed mid-build. Either is over by
+    now, and building again soon settles it."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, CommitFailedError | LeaseLostError):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def error_header(exc: BaseException) -> str:
+    """`Class: message` on one line, at most 1 KB of UTF-8 (a header cannot hold a newline)."""
+    text = " ".join(f"{type(exc).__name__}: {exc}".split())
+    return text.encode()[:MAX_ERROR_HEADER_BYTES].decode(errors="ignore")
+
+
+class BuildLease:
+    """The cross-replica build lock: create the key to take it, delete it to give it back."""
+
+    def __init__(self, broker: NatsBroker) -> None:
+        self._broker = broker
+        self._owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}".encode()
+
+    async def _bucket(self) -> KeyValue:
+        try:  # FastStream caches the bucket handle after the first call
+            return await self._broker.key_value(LEASE_BUCKET, ttl=LEASE_TTL_SECONDS)
+        except BadRequestError:  # declared earlier with another TTL: use it as it is
+            return await self._broker.key_value(LEASE_BUCKET, declare=False)
+
+    async def _try_take(self, kv: KeyValue) -> int | None:
+        try:
+            return await kv.create(LEASE_KEY, self._owner)
+        except KeyWrongLastSequenceError:  # held by another replica
+            return None
+        except KeyNotFoundError:  # it expired while nats-py looked at the old delete marker
+            return None
+
+    async def acquire(self) -> int:
+        """Wait for the lease; returns the revision that proves holding it."""
+        kv = await self._bucket()
+        if (revision := await self._try_take(kv)) is not None:
+            return revision
+        # Watching the key wakes this replica the moment the holder releases, before the
+        # holder fetches its next message: replicas take turns instead of one hogging it.
+        watcher = await kv.watch(LEASE_KEY)
+        try:
+            while (revision := await self._try_take(kv)) is None:
+                with contextlib.suppress(TimeoutError):
+                    await watcher.updates(timeout=LEASE_RECHECK_SECONDS)
+            return revision
+        finally:
+            await watcher.stop()
+
+    async def refresh(self, revision: int) -> int:
+        kv = await self._bucket()
+        try:
+            return await kv.update(LEASE_KEY, self._owner, last=revision)
+        except KeyWrongLastSequenceError as exc:
+            raise LeaseLostError("the build lease expired while building") from exc
+
+    async def release(self, revision: int) -> None:
+        try:
+            kv = await self._bucket()
+            await kv.delete(LEASE_KEY, last=revision)
+        except Exception as exc:
+            # Expired and maybe taken already (a stale revision), or NATS unreachable: either
+            # way the TTL frees it, and the build itself is committed.
+            log.warning("build_lease_release_failed", error=error_header(exc))
+
+
+async def _every(seconds: float, action: Callable[[], Awaitable[None]]) -> None:
+    """Run `action` every `seconds` until cancelled or until it raises."""
+    while True:
+        await asyncio.sleep(seconds)
+        await action()
+
+
+async def _report_progress(message: NatsMessage) -> None:
+    try:
+        await message.in_progress()
+    except Exception as exc:  # at worst JetStream redelivers after ack_wait: not fatal
+        log.warning("in_progress_failed", error=error_header(exc))
+
+
 def build_app(settings: NovaSettings) -> FastStream:
     lake = Lake.from_settings(settings.storage)
+    max_deliver = settings.transformer.max_deliver
     broker = NatsBroker(
         settings.nats.url,
         name=PRODUCER,
@@ -40,8 +183,114 @@ def build_app(settings: NovaSettings) -> FastStream:
         logger=logging.getLogger("faststream.broker"),
         graceful_timeout=10.0,  # below nova up's stop grace, so a build in flight can finish
     )
+    lease = BuildLease(broker)
+    progress_every = min(PROGRESS_SECONDS, settings.transformer.ack_wait_seconds / 3)
     # The stream is declared by shared.broker.ensure_stream, the one definition of its shape.
     stream = JStream(settings.nats.stream, declare=False)
+
+    async def build_under_lease(event: BronzeIngested) -> BuildResult:
+        revision = await lease.acquire()
+        lost: list[LeaseLostError] = []
+
+        async def keep_lease() -> None:
+            nonlocal revision
+            try:
+                revision = await lease.refresh(revision)
+            except LeaseLostError as exc:
+                lost.append(exc)
+                raise
+            except Exception as exc:  # NATS briefly away: the next tick tries again
+                log.warning("build_lease_refresh_failed", error=error_header(exc))
+
+        async def stop_keeping() -> None:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError, LeaseLostError):
+                await keeper
+
+        keeper = asyncio.create_task(_every(LEASE_REFRESH_SECONDS, keep_lease))
+        try:
+            result = await asyncio.to_thread(apply_bronze_event, lake, event)
+        except BaseException:
+            await stop_keeping()
+            if not lost:
+                await lease.release(revision)
+            raise
+        await stop_keeping()
+        if not lost:
+            # The key still at our revision proves that no other replica held the lease at any
+            # moment of this build, also when refreshes failed and it could have lapsed.
+            try:
+                revision = await lease.refresh(revision)
+            except LeaseLostError as exc:
+                lost.append(exc)
+        if lost:
+            # Another replica may have built meanwhile, so gold may lack its rows or ours:
+            # building again under the lease is idempotent and settles it.
+            raise lost[0]
+        await lease.release(revision)
+        return result
+
+    async def dead_letter(message: NatsMessage, error: BaseException, delivery: int) -> None:
+        """Keep the payload in the dead-letter stream; raises if that cannot be done."""
+        raw = message.raw_message
+        metadata = raw.metadata
+        headers = {
+            DLQ_HEADER_ORIGINAL_SUBJECT: raw.subject,
+            DLQ_HEADER_ERROR: error_header(error),
+            DLQ_HEADER_DELIVERIES: str(delivery),
+            DLQ_HEADER_FAILED_AT: datetime.now(UTC).isoformat(),
+            DLQ_HEADER_ORIGINAL_STREAM_SEQ: str(metadata.sequence.stream),
+            # The same stored message always dead-letters under the same id, so a copy sent
+            # again (crash between this publish and the terminate) is dropped by JetStream.
+            "Nats-Msg-Id": f"dlq.{metadata.stream}.{metadata.sequence.stream}."
+            f"{metadata.timestamp.isoformat()}",
+        }
+        if original_id := (raw.headers or {}).get("Nats-Msg-Id"):
+            headers[DLQ_HEADER_ORIGINAL_MSG_ID] = original_id
+        attempt = 0
+        while True:
+            try:
+                ack = await broker.publish(
+                    message.body,
+                    dlq_subject(raw.subject),
+                    headers=headers,
+                    stream=settings.nats.dlq_stream,
+                    timeout=DLQ_PUBLISH_TIMEOUT_SECONDS,
+                )
+                break
+            except Exception:
+                attempt += 1
+                if attempt == DLQ_PUBLISH_ATTEMPTS:
+                    raise
+                await asyncio.sleep(0.5 * 2**attempt)  # NATS may be back in a moment
+        log.error(
+            "bronze_event_dead_lettered",
+            subject=raw.subject,
+            stream_seq=metadata.sequence.stream,
+            dlq_stream=settings.nats.dlq_stream,
+            dlq_seq=ack.seq,
+            deliveries=delivery,
+            error=headers[DLQ_HEADER_ERROR],
+        )
+
+    async def give_up(message: NatsMessage, error: BaseException, delivery: int) -> NoReturn:
+        """Dead-letter, then terminate; never terminate what did not reach the DLQ."""
+        try:
+            await dead_letter(message, error, delivery)
+        except Exception:
+            delay = retry_delay_seconds(delivery)
+            # With deliveries left JetStream brings it back and dead-lettering is tried again.
+            # On the last one nothing will: this line (with the stream sequence) is the trace.
+            log.exception(
+                "bronze_event_dead_letter_failed",
+                subject=message.raw_message.subject,
+                stream_seq=message.raw_message.metadata.sequence.stream,
+                deliveries=delivery,
+                deliveries_left=max(max_deliver - delivery, 0),
+                retry_in_seconds=delay,
+            )
+            raise NackMessage(delay=delay) from None
+        raise RejectMessage()
 
     @broker.subscriber(
         BRONZE_INGESTED_ANY,
@@ -51,14 +300,21 @@ def build_app(settings: NovaSettings) -> FastStream:
         config=ConsumerConfig(
             ack_policy=JsAckPolicy.EXPLICIT,
             deliver_policy=DeliverPolicy.ALL,
-            max_deliver=settings.transformer.max_deliver,
+            max_deliver=max_deliver,
             ack_wait=settings.transformer.ack_wait_seconds,
         ),
         # Ack only once silver and gold are committed; failures nack or reject explicitly.
         ack_policy=AckPolicy.NACK_ON_ERROR,
     )
-    async def on_bronze_ingested(event: BronzeIngested, message: NatsMessage) -> None:
+    async def on_bronze_ingested(message: NatsMessage) -> None:
+        # The payload is parsed here rather than by FastStream, so that a malformed event is
+        # dead-lettered like any other permanent failure instead of nacked until dropped.
         delivery = message.raw_message.metadata.num_delivered or 1
+        try:
+            event = BronzeIngested.model_validate_json(message.body)
+        except ValidationError as exc:
+            log.error("bronze_event_malformed", subject=message.raw_message.subject)
+            await give_up(message, exc, delivery)
         with bind_correlation_id(event.correlation_id, dataset=event.dataset):
             log.info(
                 "bronze_event_received",
@@ -66,31 +322,49 @@ def build_app(settings: NovaSettings) -> FastStream:
                 path=event.bronze_path,
                 delivery=delivery,
             )
+            progress = asyncio.create_task(
+                _every(progress_every, lambda: _report_progress(message))
+            )
             try:
-                result = await asyncio.to_thread(apply_bronze_event, lake, event)
-            except UnknownDatasetError:
-                # Retrying cannot help; terminate so it does not block the consumer.
+                # Shielded: if the handler is cancelled (shutdown), the thread still finishes
+                # its commits, and the lease is held until it has.
+                result = await asyncio.shield(build_under_lease(event))
+                updated = GoldUpdated(
+                    producer=PRODUCER,
+                    correlation_id=event.correlation_id,
+                    build_id=result.build_id,
+                    tables=result.tables,
+                    source_events=[event.event_id],
+                )
+                await broker.publish(
+                    updated.model_dump(mode="json"),
+                    updated.subject,
+                    headers={"Nats-Msg-Id": updated.build_id},
+                    stream=settings.nats.stream,
+                )
+            except UnknownDatasetError as exc:
+                # Retrying cannot help; dead-letter at once so it does not block the consumer.
                 log.exception("bronze_event_rejected")
-                raise RejectMessage() from None
-            except Exception:
-                # Lake or disk trouble is usually brief: back off instead of burning the
-                # bounded number of deliveries within seconds.
-                delay = retry_delay_seconds(delivery)
-                log.exception("bronze_event_failed", retry_in_seconds=delay)
+                await give_up(message, exc, delivery)
+            except Exception as exc:
+                if delivery >= max_deliver:
+                    log.exception("bronze_event_failed", deliveries=delivery, final=True)
+                    await give_up(message, exc, delivery)
+                if is_commit_conflict(exc):
+                    delay = conflict_retry_delay_seconds()
+                    log.warning(
+                        "bronze_event_commit_conflict",
+                        error=error_header(exc),
+                        retry_in_seconds=round(delay, 3),
+                    )
+                else:
+                    # Lake or disk trouble is usually brief: back off instead of burning the
+                    # bounded number of deliveries within seconds.
+                    delay = retry_delay_seconds(delivery)
+                    log.exception("bronze_event_failed", retry_in_seconds=delay)
                 raise NackMessage(delay=delay) from None
-            updated = GoldUpdated(
-                producer=PRODUCER,
-                correlation_id=event.correlation_id,
-                build_id=result.build_id,
-                tables=result.tables,
-                source_events=[event.event_id],
-            )
-            await broker.publish(
-                updated.model_dump(mode="json"),
-                updated.subject,
-                headers={"Nats-Msg-Id": updated.build_id},
-                stream=settings.nats.stream,
-            )
+            finally:
+                progress.cancel()
             log.info(
                 "gold_updated_published",
                 build_id=result.build_id,
@@ -110,6 +384,7 @@ async def serve(settings: NovaSettings) -> None:
     log.info(
         "transformer_started",
         stream=settings.nats.stream,
+        dlq_stream=settings.nats.dlq_stream,
         durable=settings.transformer.durable_name,
     )
     await build_app(settings).run()

@@ -3,11 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 
+import pyarrow as pa
 import pytest
+from deltalake import DeltaTable, write_deltalake
+from deltalake.exceptions import CommitFailedError
+from faststream.nats import NatsBroker
+from nats.js.api import StorageType
 
-from services.transformer.main import build_app, retry_delay_seconds
+from services.transformer import main as transformer_main
+from services.transformer.builds import BuildResult
+from services.transformer.main import (
+    BuildLease,
+    LeaseLostError,
+    build_app,
+    conflict_retry_delay_seconds,
+    error_header,
+    is_commit_conflict,
+    retry_delay_seconds,
+)
 from shared.broker import connect, ensure_stream
 from shared.events import BronzeIngested
 from shared.settings import NovaSettings
@@ -66,3 +82,122 @@ def test_permanent_errors_are_terminated_and_lake_errors_retried_with_backoff(na
     assert redelivered_after >= 0.9  # nacked with a delay, not at once
     assert final.num_ack_pending == 1  # the failing event is still owned, awaiting its retry
     assert final.delivered.stream_seq == 2
+
+
+def _real_commit_conflict(tmp_path) -> CommitFailedError:
+    """What deltalake raises when another writer committed since this one read the table."""
+    uri = str(tmp_path / "table")
+    write_deltalake(uri, pa.table({"k": ["a", "b"]}))
+    stale = DeltaTable(uri)
+    write_deltalake(DeltaTable(uri), pa.table({"k": ["a"]}), mode="overwrite", predicate="k = 'a'")
+    with pytest.raises(CommitFailedError) as caught:
+        write_deltalake(stale, pa.table({"k": ["b"]}), mode="overwrite", predicate="k = 'b'")
+    return caught.value
+
+
+def test_commit_conflicts_are_recognised_also_when_wrapped(tmp_path):
+    conflict = _real_commit_conflict(tmp_path)
+    assert is_commit_conflict(conflict)
+    try:
+        raise RuntimeError("gold build failed") from conflict
+    except RuntimeError as wrapped:
+        assert is_commit_conflict(wrapped)
+    assert not is_commit_conflict(FileNotFoundError("bronze/x.parquet"))
+    delays = {conflict_retry_delay_seconds() for _ in range(50)}
+    assert all(0.2 <= d <= 1.0 for d in delays) and len(delays) > 1  # short, and jittered
+
+
+def test_error_header_is_one_line_of_at_most_1_kb():
+    assert error_header(ValueError("bad\r\nvalue\tthere")) == "ValueError: bad value there"
+    long = error_header(ValueError("ç" * 2000))  # two bytes each: cut on a character boundary
+    assert long.startswith("ValueError: ççç")
+    assert 1020 < len(long.encode()) <= 1024
+
+
+def test_streams_are_declared_with_a_dead_letter_stream_beside_the_events(nats_url):
+    settings = NovaSettings(nats={"url": nats_url, "dlq_max_age_days": 90})
+
+    async def scenario() -> tuple[object, object]:
+        nc = await connect(settings.nats, name="test")
+        js = nc.jetstream()
+        await ensure_stream(js, settings.nats)
+        await ensure_stream(js, settings.nats)  # idempotent
+        events, dlq = await js.stream_info("NOVA"), await js.stream_info("NOVA_DLQ")
+        await nc.close()
+        return events.config, dlq.config
+
+    events, dlq = asyncio.run(scenario())
+    assert events.subjects == ["nova.v1.>"]
+    assert dlq.subjects == ["nova.dlq.v1.>"]
+    assert dlq.storage == StorageType.FILE
+    assert dlq.max_age == 90 * 24 * 3600
+
+
+def test_build_lease_is_held_by_one_replica_at_a_time(nats_url):
+    async def scenario() -> None:
+        brokers = [NatsBroker(nats_url), NatsBroker(nats_url)]
+        for broker in brokers:
+            await broker.connect()
+        first, second = BuildLease(brokers[0]), BuildLease(brokers[1])
+        try:
+            held = await first.acquire()
+            waiting = asyncio.create_task(second.acquire())
+            await asyncio.sleep(0.3)
+            assert not waiting.done()  # the other replica waits for it
+            held = await first.refresh(held)
+            await first.release(held)
+            taken = await asyncio.wait_for(waiting, 0.5)  # woken by the release, not a poll
+            # Expired (here: removed) while the first still thought it held it: it finds out.
+            kv = await brokers[0].key_value("nova_transformer_lease")
+            await kv.purge("build")
+            again = await first.acquire()
+            with pytest.raises(LeaseLostError):
+                await second.refresh(taken)
+            await first.release(again)
+        finally:
+            for broker in brokers:
+                await broker.stop()
+
+    asyncio.run(scenario())
+
+
+def test_commit_conflicts_are_retried_soon_and_then_acked(nats_url, tmp_path, monkeypatch):
+    conflict = _real_commit_conflict(tmp_path)
+    deliveries: list[float] = []
+
+    def conflicting_build(lake, event) -> BuildResult:
+        deliveries.append(time.monotonic())
+        if len(deliveries) <= 3:
+            raise conflict  # another replica committed first, three times in a row
+        return BuildResult(build_id="b" * 32, tables=[])
+
+    # Only the build is replaced: the broker, the consumer and the retries are real.
+    monkeypatch.setattr(transformer_main, "apply_bronze_event", conflicting_build)
+    settings = NovaSettings(var_dir=tmp_path, nats={"url": nats_url})
+
+    async def scenario() -> object:
+        nc = await connect(settings.nats, name="test")
+        js = nc.jetstream()
+        await ensure_stream(js, settings.nats)
+        app = build_app(settings)
+        await app.broker.start()
+        try:
+            event = _event("erp_requisitions", "bronze/erp_requisitions/x.parquet")
+            await js.publish(event.subject, event.to_bytes())
+            deadline = time.monotonic() + 15
+            info = await js.consumer_info(settings.nats.stream, "transformer")
+            while info.ack_floor.stream_seq < 1 and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+                info = await js.consumer_info(settings.nats.stream, "transformer")
+        finally:
+            await app.broker.stop()
+            await nc.close()
+        return info
+
+    info = asyncio.run(scenario())
+    assert len(deliveries) == 4
+    assert info.ack_floor.stream_seq == 1 and info.num_ack_pending == 0
+    gaps = [b - a for a, b in itertools.pairwise(deliveries)]
+    # The generic backoff would wait 1 + 2 + 4 s; conflicts come back within about a second.
+    assert all(0.15 <= gap < 1.5 for gap in gaps), gaps
+    assert sum(gaps) < 3.5, gaps
