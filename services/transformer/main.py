@@ -37,6 +37,8 @@ from shared.events import (
     DLQ_HEADER_ORIGINAL_SUBJECT,
     BronzeIngested,
     GoldUpdated,
+    QualityFailed,
+    QualityFailure,
     dlq_subject,
 )
 from shared.logging import bind_correlation_id, configure_logging, get_logger
@@ -170,6 +172,27 @@ async def _report_progress(message: NatsMessage) -> None:
         await message.in_progress()
     except Exception as exc:  # at worst JetStream redelivers after ack_wait: not fatal
         log.warning("in_progress_failed", error=error_header(exc))
+
+
+def quality_failed_event(result: BuildResult, event: BronzeIngested) -> QualityFailed:
+    return QualityFailed(
+        producer=PRODUCER,
+        correlation_id=event.correlation_id,
+        build_id=result.build_id,
+        report_path=result.report_path,
+        source_events=[event.event_id],
+        failures=[
+            QualityFailure(
+                check=r.check,
+                table=r.table,
+                severity=r.severity,
+                failing_rows=r.failing_rows,
+                message=r.message,
+                sample=r.sample,
+            )
+            for r in result.quality_failures
+        ],
+    )
 
 
 def build_app(settings: NovaSettings) -> FastStream:
@@ -329,6 +352,21 @@ def build_app(settings: NovaSettings) -> FastStream:
                 # Shielded: if the handler is cancelled (shutdown), the thread still finishes
                 # its commits, and the lease is held until it has.
                 result = await asyncio.shield(build_under_lease(event))
+                if result.quality_blocked:
+                    failed = quality_failed_event(result, event)
+                    await broker.publish(
+                        failed.model_dump(mode="json"),
+                        failed.subject,
+                        headers={"Nats-Msg-Id": f"{result.build_id}.quality"},
+                        stream=settings.nats.stream,
+                        timeout=5.0,
+                    )
+                    log.warning(
+                        "quality_failed_published",
+                        build_id=result.build_id,
+                        checks=[f.check for f in failed.failures],
+                    )
+                # Lists what was committed: on a blocked build, silver and dq_results only.
                 updated = GoldUpdated(
                     producer=PRODUCER,
                     correlation_id=event.correlation_id,
