@@ -29,11 +29,15 @@ test: $(INSTALLED) lint
 	$(BIN)/python -m pytest
 
 # Benchmarks: `make bench` runs them all; pass options with BENCH_ARGS="--quick".
-bench: bench-ingest
+bench: bench-ingest bench-transform
 
 .PHONY: bench-ingest
 bench-ingest: $(INSTALLED)
 	$(BIN)/python -m bench.ingest $(BENCH_ARGS)
+
+.PHONY: bench-transform
+bench-transform: $(INSTALLED)
+	$(BIN)/python -m bench.transform $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var

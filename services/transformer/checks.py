@@ -50,12 +50,6 @@ GOLD_CHECKS: tuple[Check, ...] = (
         severity="warn",
         description="The ERP is exported at least monthly; older data means an export is missing.",
     ),
-    RowCountChange(
-        name="fact_demand_no_sudden_drop",
-        table="fact_demand",
-        max_drop_ratio=0.5,
-        description="Demand history only grows; losing half of it means a broken export.",
-    ),
     # fact_lead_time
     NotNull(name="fact_lead_time_item_present", table="fact_lead_time", columns=("item_code",)),
     InRange(
@@ -82,7 +76,12 @@ GOLD_CHECKS: tuple[Check, ...] = (
         column="demand_class",
         values=DEMAND_CLASSES,
     ),
-    RowCountChange(name="dim_item_no_sudden_drop", table="dim_item", max_drop_ratio=0.5),
+    RowCountChange(
+        name="dim_item_no_sudden_drop",
+        table="dim_item",
+        max_drop_ratio=0.5,
+        description="Materials only accumulate; losing half of them means a broken export.",
+    ),
     UniqueKey(name="dim_site_code_unique", table="dim_site", columns=("site_code",)),
     UniqueKey(name="dim_supplier_unique", table="dim_supplier", columns=("supplier_name",)),
     UniqueKey(name="dim_date_unique", table="dim_date", columns=("calendar_date",)),

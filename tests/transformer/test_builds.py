@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pyarrow as pa
 import pytest
@@ -417,3 +417,22 @@ def test_real_files_incremental_equals_full_rebuild(tmp_path):
     assert dim_item.num_rows == 879
     assert len(dim_item.column("item_code").unique()) == 879
     assert_same_tables(snapshot(incremental_lake), snapshot(full_lake))
+
+
+def test_lines_without_a_request_number_are_never_merged_across_files(lake):
+    """Two daily exports each with a line the ERP left without a request number (same item
+    and depot, no date): both are demand, neither replaces the other; re-ingesting one of the
+    files replaces only its own line."""
+    line = {"item_code": "0134", "item_description": "FRETE", "item_family": "SERVICOS",
+            "depot_code": "GERBA", "quantity": 1.0}  # fmt: skip
+    builder = Builder(lake)
+    events = []
+    for day, name in ((1, "monday.xlsx"), (2, "tuesday.xlsx")):
+        sha = content_sha(name)
+        at = datetime(2025, 3, day, 12, tzinfo=UTC)
+        table = bronze_table("erp_requisitions", [line], file=name, sha=sha, ingested_at=at)
+        events.append(write_bronze(lake, "erp_requisitions", table, name))
+    for event in [*events, events[0]]:  # the second monday delivery is a redelivery
+        assert not builder.apply_bronze_event(event).quality_blocked
+    silver = sorted(r["_source_file"] for r in rows(lake, "silver", "erp_requisitions"))
+    assert silver == ["monday.xlsx", "tuesday.xlsx"]

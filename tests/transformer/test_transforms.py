@@ -147,7 +147,8 @@ def test_silver_erp_requisitions_cleans_keeps_zeros_and_numbers_twin_lines():
              "item_family": "SERVIÇOS TOMADOS", "supplier_name": None, "quantity": 1.0,
              "unit": None, "required_date": None, "request_number": None, "requested_date": None,
              "purchased_date": None, "line_number": 1, "business_month": None,
-             "_business_key": "|0134||1", **lineage(6, **a)},
+             # no request number: only its own file's place identifies it
+             "_business_key": f"unkeyed|{SHA_A}|6", **lineage(6, **a)},
             {**common, "depot_code": "BAJSS002-3", "item_code": "010825", "quantity": 2.0,
              "line_number": 3, "_business_key": key + "3", **lineage(7, **a)},
             {**common, "depot_code": "BAJSS002-3", "item_code": "010825", "quantity": 11.0,

@@ -20,11 +20,16 @@ SELECT
         ORDER BY _source_row
     ) AS INTEGER)                                                    AS line_number,
     CAST(date_trunc('month', requested_date) AS DATE)                AS business_month,
-    concat_ws('|', coalesce(trim(request_number), ''), trim(item_code),
-              coalesce(upper(trim(depot_code)), ''),
-              CAST(row_number() OVER (
-                  PARTITION BY _content_sha256, trim(request_number), trim(item_code),
-                               upper(trim(depot_code))
-                  ORDER BY _source_row) AS VARCHAR))                 AS _business_key,
+    -- A line without a request number cannot be recognised in another export: its key is
+    -- its place in its own file, so re-ingesting that file replaces it and nothing else does.
+    CASE WHEN nullif(trim(request_number), '') IS NULL
+         THEN concat_ws('|', 'unkeyed', _content_sha256, CAST(_source_row AS VARCHAR))
+         ELSE concat_ws('|', trim(request_number), trim(item_code),
+                        coalesce(upper(trim(depot_code)), ''),
+                        CAST(row_number() OVER (
+                            PARTITION BY _content_sha256, trim(request_number), trim(item_code),
+                                         upper(trim(depot_code))
+                            ORDER BY _source_row) AS VARCHAR))
+    END                                                              AS _business_key,
     _source_file, _source_sheet, _source_row, _content_sha256, _ingested_at
 FROM bronze

@@ -1,0 +1,5 @@
+import sys
+
+from bench.transform.cli import main
+
+sys.exit(main())
