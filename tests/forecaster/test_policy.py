@@ -1,0 +1,434 @@
+"""Inventory policy: lead time, Monte-Carlo reorder point, classic formulas, alerts, simulation.
+
+Expected values are computed by hand in the comments; Monte-Carlo results are compared with
+analytic ones within a few standard errors of the sample quantile.
+"""
+
+from __future__ import annotations
+
+import math
+from statistics import NormalDist
+
+import numpy as np
+import pytest
+
+from services.forecaster.policy import (
+    LeadTime,
+    classic_safety_stock,
+    forecast_moments,
+    lead_time_demand_quantile,
+    lead_time_distribution,
+    policy_for_item,
+    reorder_point_classic,
+    sample_lead_times,
+    simulate_lead_time_demand,
+    simulate_policy,
+    stock_alert,
+    z_for_service_level,
+)
+
+# 99 levels 0.01 … 0.99: dense enough that linear interpolation reproduces a smooth law.
+LEVELS = [round(0.01 * i, 2) for i in range(1, 100)]
+
+
+def normal_row(mean: float, std: float) -> np.ndarray:
+    law = NormalDist(mean, std)
+    return np.array([law.inv_cdf(p) for p in LEVELS])
+
+
+def fixed_lead_time(days: float) -> LeadTime:
+    return lead_time_distribution([], fallback_days=days)
+
+
+def constant_forecast(value: float, horizon: int = 1) -> np.ndarray:
+    return np.full((horizon, 3), value)
+
+
+# --- lead time ----------------------------------------------------------------------------
+
+
+def test_lead_time_from_item_samples_drops_negative_and_missing():
+    lead = lead_time_distribution([4, 6, 8, -1, float("nan")], fallback_days=30)
+    assert lead.source == "item"
+    assert lead.n_samples == 3
+    assert lead.samples_days == (4.0, 6.0, 8.0)
+    assert lead.mean_days == pytest.approx(6.0)
+    # Sample std (ddof=1, as stddev_samp): √((4 + 0 + 4)/2) = 2.
+    assert lead.std_days == pytest.approx(2.0)
+    assert lead.p50_days == pytest.approx(6.0)
+    # quantile_cont: position 0.9·(3−1) = 1.8 → 6 + 0.8·(8 − 6) = 7.6.
+    assert lead.p90_days == pytest.approx(7.6)
+
+
+def test_lead_time_falls_back_when_too_few_valid_samples():
+    lead = lead_time_distribution([-3, 5, -1], fallback_days=20, min_samples=3)
+    assert lead.source == "fallback"
+    assert lead.n_samples == 0
+    assert lead.samples_days == ()
+    assert (lead.mean_days, lead.std_days, lead.p50_days, lead.p90_days) == (20, 0, 20, 20)
+
+
+def test_lead_time_fallback_with_std_reports_gamma_quantiles():
+    lead = lead_time_distribution([], fallback_days=10, fallback_std_days=3)
+    reference = np.random.default_rng(0).gamma((10 / 3) ** 2, 0.9, 400_000)
+    assert lead.std_days == 3
+    assert lead.p50_days == pytest.approx(np.quantile(reference, 0.5), abs=0.05)
+    assert lead.p90_days == pytest.approx(np.quantile(reference, 0.9), abs=0.05)
+
+
+def test_lead_time_single_sample_when_allowed():
+    lead = lead_time_distribution([12], fallback_days=30, min_samples=1)
+    assert (lead.source, lead.mean_days, lead.std_days, lead.p90_days) == ("item", 12, 0, 12)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"fallback_days": -1}, {"fallback_days": math.nan}, {"fallback_days": 5, "min_samples": 0}],
+)
+def test_lead_time_rejects_bad_fallback(kwargs):
+    with pytest.raises(ValueError):
+        lead_time_distribution([1, 2, 3], **kwargs)
+
+
+def test_sample_lead_times_are_whole_days_and_seeded():
+    lead = lead_time_distribution([], fallback_days=10, fallback_std_days=3)
+    first = sample_lead_times(lead, 50, seed=4)
+    assert first.dtype.kind == "i"
+    assert np.all(first >= 0)
+    assert np.array_equal(first, sample_lead_times(lead, 50, seed=4))
+    empirical = lead_time_distribution([3, 5, 9], fallback_days=30)
+    assert set(sample_lead_times(empirical, 100, seed=1)) <= {3, 5, 9}
+
+
+# --- classic formulas ---------------------------------------------------------------------
+
+
+def test_classic_safety_stock_fixed_lead_time():
+    # SS = z·σ_D·√L = 1.645 · 2 · 3 = 9.87.
+    assert classic_safety_stock(1.645, 2, 9) == pytest.approx(9.87)
+    assert classic_safety_stock(1.645, 2, 9, sigma_lt_days=0) == pytest.approx(9.87)
+
+
+def test_classic_safety_stock_with_lead_time_variance():
+    # SS = z·√(L·σ_D² + D²·σ_L²) = 1.645·√(9·4 + 25·4) = 1.645·√136 ≈ 19.184.
+    expected = 1.645 * math.sqrt(9 * 4 + 25 * 4)
+    assert expected == pytest.approx(19.184, abs=1e-3)
+    assert classic_safety_stock(1.645, 2, 9, sigma_lt_days=2, mean_daily=5) == pytest.approx(
+        expected
+    )
+
+
+def test_classic_safety_stock_needs_mean_daily_with_lead_time_variance():
+    with pytest.raises(ValueError, match="mean_daily"):
+        classic_safety_stock(1.645, 2, 9, sigma_lt_days=2)
+
+
+def test_classic_reorder_point_and_z():
+    # s = D·L + SS = 5·9 + 9.87.
+    assert reorder_point_classic(5, 9, 9.87) == pytest.approx(54.87)
+    assert z_for_service_level(0.95) == pytest.approx(1.6449, abs=1e-4)
+    assert z_for_service_level(0.5) == pytest.approx(0.0)
+    with pytest.raises(ValueError):
+        z_for_service_level(1.0)
+
+
+# --- Monte-Carlo lead-time demand -----------------------------------------------------------
+
+
+def test_constant_demand_over_two_periods():
+    # 3 per 7-day period, lead time 14 days = 2 periods → exactly 6 in every draw.
+    result = lead_time_demand_quantile(
+        constant_forecast(3, horizon=4), [0.1, 0.5, 0.9], 7, fixed_lead_time(14), 0.95, seed=1
+    )
+    assert result == pytest.approx(6.0)
+
+
+def test_fractional_last_period_counts_pro_rata():
+    # Lead time 10 days, 7-day periods: 3 + 3·3/7.
+    result = lead_time_demand_quantile(
+        constant_forecast(3, horizon=2), [0.1, 0.5, 0.9], 7, fixed_lead_time(10), 0.9, seed=1
+    )
+    assert result == pytest.approx(3 + 9 / 7)
+
+
+def test_periods_past_the_horizon_repeat_the_last_period():
+    # One forecast period of 3, lead time 3 periods → 9.
+    result = lead_time_demand_quantile(
+        constant_forecast(3), [0.1, 0.5, 0.9], 7, fixed_lead_time(21), 0.9, seed=1
+    )
+    assert result == pytest.approx(9.0)
+
+
+def test_one_period_of_normal_demand_matches_analytic_quantile():
+    # Lead time = one 7-day period of N(10, 2²): s = 10 + 1.6449·2 ≈ 13.29.
+    result = lead_time_demand_quantile(
+        normal_row(10, 2)[None, :], LEVELS, 7, fixed_lead_time(7), 0.95, simulations=20_000, seed=3
+    )
+    assert result == pytest.approx(10 + 1.6449 * 2, abs=0.15)
+
+
+def test_two_independent_periods_add_variances():
+    # N(10, 2²) + N(10, 2²) = N(20, 8): s = 20 + 1.6449·√8 ≈ 24.65.
+    forecast = np.vstack([normal_row(10, 2), normal_row(10, 2)])
+    result = lead_time_demand_quantile(
+        forecast, LEVELS, 7, fixed_lead_time(14), 0.95, simulations=20_000, seed=3
+    )
+    assert result == pytest.approx(20 + 1.6449 * math.sqrt(8), abs=0.25)
+
+
+def test_upper_tail_extends_past_the_last_quantile():
+    # Exponential(1) quantiles up to 0.9; the exponential tail is exact: q(0.99) = ln 100.
+    levels = [0.1, 0.25, 0.5, 0.75, 0.9]
+    forecast = np.array([[-math.log(1 - p) for p in levels]])
+    result = lead_time_demand_quantile(
+        forecast, levels, 7, fixed_lead_time(7), 0.99, simulations=20_000, seed=5
+    )
+    assert result == pytest.approx(math.log(100), abs=0.25)
+
+
+def test_quantile_is_monotone_in_service_level():
+    forecast = np.vstack([normal_row(10, 3)] * 3)
+    lead = lead_time_distribution([5, 9, 12, 15, 20], fallback_days=10)
+    results = [
+        lead_time_demand_quantile(forecast, LEVELS, 7, lead, level, seed=11)
+        for level in (0.5, 0.8, 0.9, 0.95, 0.99)
+    ]
+    assert results == sorted(results)
+    assert results[0] < results[-1]
+
+
+def test_zero_forecast_gives_zero():
+    # Negative quantiles (a model artefact) are clamped to 0 too.
+    forecast = np.array([[-1.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    lead = lead_time_distribution([], fallback_days=10, fallback_std_days=4)
+    assert lead_time_demand_quantile(forecast, [0.1, 0.5, 0.9], 7, lead, 0.99, seed=2) == 0.0
+
+
+def test_zero_lead_time_gives_zero():
+    result = lead_time_demand_quantile(
+        constant_forecast(5), [0.1, 0.5, 0.9], 7, fixed_lead_time(0), 0.9, seed=2
+    )
+    assert result == 0.0
+
+
+def test_deterministic_for_a_seed():
+    forecast = normal_row(10, 2)[None, :]
+    lead = lead_time_distribution([3, 7, 8, 14], fallback_days=10)
+    first = simulate_lead_time_demand(forecast, LEVELS, 7, lead, simulations=500, seed=9)
+    again = simulate_lead_time_demand(forecast, LEVELS, 7, lead, simulations=500, seed=9)
+    other = simulate_lead_time_demand(forecast, LEVELS, 7, lead, simulations=500, seed=10)
+    assert np.array_equal(first, again)
+    assert not np.array_equal(first, other)
+
+
+def test_empirical_lead_time_is_resampled():
+    # 1 unit a day, lead time 5, 10 or 15 days with equal weight: x_L = L.
+    forecast = np.ones((20, 2))
+    lead = lead_time_distribution([5, 10, 15], fallback_days=30)
+    assert lead_time_demand_quantile(forecast, [0.1, 0.9], 1, lead, 0.9, seed=4) == 15
+    assert lead_time_demand_quantile(forecast, [0.1, 0.9], 1, lead, 0.2, seed=4) == 5
+
+
+def test_moment_lead_time_draws_from_a_gamma():
+    # 1 unit a day and a gamma lead time (mean 10, std 3): x_L = L, q90 ≈ 13.99.
+    forecast = np.ones((20, 2))
+    lead = lead_time_distribution([], fallback_days=10, fallback_std_days=3)
+    reference = np.quantile(np.random.default_rng(0).gamma((10 / 3) ** 2, 0.9, 400_000), 0.9)
+    result = lead_time_demand_quantile(
+        forecast, [0.1, 0.9], 1, lead, 0.9, simulations=20_000, seed=4
+    )
+    assert result == pytest.approx(reference, abs=0.15)
+
+
+@pytest.mark.parametrize(
+    ("forecast", "levels"),
+    [
+        (np.ones((2, 3)), [0.1, 0.5]),  # columns ≠ levels
+        (np.ones((2, 2)), [0.5, 0.1]),  # levels not increasing
+        (np.ones((2, 2)), [0.0, 0.5]),  # level outside (0, 1)
+        (np.array([[1.0, math.inf]]), [0.1, 0.9]),  # not finite
+    ],
+)
+def test_rejects_malformed_forecasts(forecast, levels):
+    with pytest.raises(ValueError):
+        lead_time_demand_quantile(forecast, levels, 7, fixed_lead_time(7), 0.9, seed=1)
+
+
+def test_forecast_moments_of_a_normal_row():
+    means, variances = forecast_moments(normal_row(10, 2)[None, :], LEVELS)
+    assert means[0] == pytest.approx(10, abs=0.01)
+    assert math.sqrt(variances[0]) == pytest.approx(2, abs=0.1)
+
+
+# --- policy per item ----------------------------------------------------------------------
+
+
+def test_policy_for_constant_demand_needs_no_safety_stock():
+    policy = policy_for_item(
+        "MAT-1", constant_forecast(3, 4), [0.1, 0.5, 0.9], 7, fixed_lead_time(14), 0.95, seed=1
+    )
+    assert policy.item_code == "MAT-1"
+    assert policy.reorder_point == pytest.approx(6)
+    assert policy.mean_lead_time_demand == pytest.approx(6)
+    assert policy.safety_stock == pytest.approx(0)
+    # Classic: D = 3/7, σ_D = 0 → SS = 0, s = 3/7 · 14 = 6.
+    assert policy.mean_daily_demand == pytest.approx(3 / 7)
+    assert policy.classic_safety_stock == pytest.approx(0)
+    assert policy.classic_reorder_point == pytest.approx(6)
+    assert policy.lead_time_source == "fallback"
+
+
+def test_policy_agrees_with_classic_formula_for_normal_demand():
+    # One 7-day period of N(10, 2²) and a fixed 7-day lead time: both give s ≈ 13.29, SS ≈ 3.29.
+    policy = policy_for_item(
+        "MAT-2",
+        normal_row(10, 2)[None, :],
+        LEVELS,
+        7,
+        fixed_lead_time(7),
+        0.95,
+        simulations=20_000,
+        seed=3,
+        mean_daily_demand=10 / 7,
+        sigma_daily_demand=2 / math.sqrt(7),
+    )
+    assert policy.z == pytest.approx(1.6449, abs=1e-4)
+    assert policy.classic_safety_stock == pytest.approx(1.6449 * 2, abs=1e-3)
+    assert policy.classic_reorder_point == pytest.approx(10 + 1.6449 * 2, abs=1e-3)
+    assert policy.reorder_point == pytest.approx(policy.classic_reorder_point, abs=0.15)
+    assert policy.mean_lead_time_demand == pytest.approx(10, abs=0.1)
+    assert policy.safety_stock == pytest.approx(policy.reorder_point - policy.mean_lead_time_demand)
+
+
+def test_policy_classic_uses_lead_time_variance():
+    lead = lead_time_distribution([5, 9, 13], fallback_days=30)
+    policy = policy_for_item(
+        "MAT-3",
+        normal_row(7, 2)[None, :],
+        LEVELS,
+        7,
+        lead,
+        0.9,
+        seed=3,
+        mean_daily_demand=1,
+        sigma_daily_demand=0.5,
+    )
+    # σ_L = 4: SS = z·√(9·0.25 + 1·16).
+    expected = z_for_service_level(0.9) * math.sqrt(9 * 0.25 + 16)
+    assert policy.classic_safety_stock == pytest.approx(expected)
+    assert policy.lead_time_samples == 3
+    assert policy.lead_time_std_days == pytest.approx(4)
+
+
+def test_policy_safety_stock_never_negative():
+    # Intermittent: 90 % of periods have no demand, rare spikes. s(0.9) ≈ 0 < x̂_L ≈ 2.9.
+    policy = policy_for_item(
+        "MAT-4", np.array([[0.0, 0.0, 20.0]]), [0.5, 0.9, 0.95], 7, fixed_lead_time(7), 0.9, seed=1
+    )
+    assert policy.reorder_point < policy.mean_lead_time_demand
+    assert policy.safety_stock == 0.0
+
+
+# --- alerts -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("on_hand", "cover", "level"),
+    [
+        (-2, 0.0, "critical"),  # negative balance
+        (0, 0.0, "critical"),  # empty shelf
+        (3.5, 3.5, "critical"),  # cover 3.5 < L/2 = 4
+        (4, 4.0, "attention"),  # cover = L/2 is not critical; 4 ≤ s
+        (10, 10.0, "attention"),  # on_hand = s
+        (10.5, 10.5, "monitor"),  # just above s
+        (15, 15.0, "monitor"),  # on_hand = 1.5·s
+        (15.5, 15.5, "ok"),  # above 1.5·s
+    ],
+)
+def test_stock_alert_boundaries(on_hand, cover, level):
+    # s = 10, D = 1/day, L = 8 days.
+    assert stock_alert(on_hand, 10, 1, 8) == (pytest.approx(cover), level)
+
+
+def test_stock_alert_without_demand():
+    assert stock_alert(5, 10, 0, 8) == (math.inf, "attention")
+    assert stock_alert(20, 10, 0, 8) == (math.inf, "ok")
+    assert stock_alert(0, 10, 0, 8) == (0.0, "critical")
+
+
+# --- simulation ---------------------------------------------------------------------------
+
+
+def test_simulation_with_enough_stock_never_stocks_out():
+    # 2 a day, s = 4, S = 8, L = 2: orders of 4 on days 1, 3, 5, 7 arrive as the shelf
+    # empties. End-of-day stock 6, 4, 2, 4, 2, 4, 2, 4 → mean 3.5.
+    result = simulate_policy(np.full(8, 2.0), 4, 8, 2, 8)
+    assert result.fill_rate == 1.0
+    assert result.cycle_service_level == 1.0
+    assert result.achieved_service_level == 1.0
+    assert result.stockout_days == 0
+    assert result.orders == 4
+    assert result.average_stock == pytest.approx(3.5)
+
+
+def test_simulation_with_known_stockouts_backorders():
+    # s = 3, S = 6, L = 2, start with 6; demand 1,1,1,5,1,1,1,1.
+    # d2: IP 3 → order 3 (arrives end d4). d3: 3 served, 2 short (net −2), IP 1 → order 5
+    # (end d5). d4: 1 short, receive 3 → 0. d5: 1 short, receive 5 → 4. d6: IP 3 → order 3.
+    # Shelf 5,4,3,0,0,4,3,2 → 21/8. Cycles: d0–d4 (stockout), d5 (stockout), d6–d7 (ok).
+    result = simulate_policy(np.array([1, 1, 1, 5, 1, 1, 1, 1.0]), 3, 6, 2, 6)
+    assert result.stockout_days == 3
+    assert result.unmet_demand == pytest.approx(4)
+    assert result.fill_rate == pytest.approx(8 / 12)
+    assert result.orders == 3
+    assert result.cycles == 3
+    assert result.cycle_service_level == pytest.approx(1 / 3)
+    assert result.average_stock == pytest.approx(21 / 8)
+
+
+def test_simulation_with_known_stockouts_lost_sales():
+    # Same as above, shortages lost: d3 loses 2, IP 3 → order 3 (end d5); d4 loses 1,
+    # receive 3; d5 receive 3 → 5; d7: IP 3 → order. Shelf 5,4,3,0,3,5,4,3 → 27/8.
+    # Cycles: d0–d4 (stockout), d5 (ok), d6–d7 (ok).
+    result = simulate_policy(np.array([1, 1, 1, 5, 1, 1, 1, 1.0]), 3, 6, 2, 6, lost_sales=True)
+    assert result.stockout_days == 2
+    assert result.fill_rate == pytest.approx(9 / 12)
+    assert result.orders == 3
+    assert result.cycle_service_level == pytest.approx(2 / 3)
+    assert result.average_stock == pytest.approx(27 / 8)
+
+
+def test_simulation_with_a_lead_time_per_order():
+    # 2 a day, s = 2, S = 6, lead times 1, 3, 1 for the 1st, 2nd, 3rd order.
+    # d1: order 4 (end d2); d3: order 4 (end d6, after the horizon); d5: 2 short, order 4.
+    # Shelf 4,2,4,2,0,0 → 2.0. Cycles: d0–d2 (ok), d3–d5 (stockout).
+    result = simulate_policy(np.full(6, 2.0), 2, 6, [1, 3, 1], 6)
+    assert result.orders == 3
+    assert result.stockout_days == 1
+    assert result.fill_rate == pytest.approx(10 / 12)
+    assert result.cycle_service_level == pytest.approx(0.5)
+    assert result.average_stock == pytest.approx(2.0)
+    with pytest.raises(ValueError, match="too few"):
+        simulate_policy(np.full(6, 2.0), 2, 6, [1, 3], 6)
+
+
+def test_simulation_accepts_a_whole_float_lead_time():
+    # 2.0 is one lead time for every order, not a one-order sequence.
+    by_float = simulate_policy(np.full(8, 2.0), 4, 8, 2.0, 8)
+    assert by_float == simulate_policy(np.full(8, 2.0), 4, 8, 2, 8)
+    assert by_float == simulate_policy(np.full(8, 2.0), 4, 8, np.int64(2), 8)
+    with pytest.raises(ValueError, match="whole days"):
+        simulate_policy(np.full(8, 2.0), 4, 8, 2.5, 8)
+
+
+def test_simulation_without_orders_is_one_cycle():
+    result = simulate_policy(np.array([1.0, 0.0, 2.0]), 0, 0, 5, 10)
+    assert (result.orders, result.cycles, result.cycle_service_level) == (0, 1, 1.0)
+    assert result.average_stock == pytest.approx((9 + 9 + 7) / 3)
+
+
+def test_simulation_rejects_inconsistent_policy():
+    with pytest.raises(ValueError, match="below reorder_point"):
+        simulate_policy(np.ones(5), 10, 5, 2, 10)
+    with pytest.raises(ValueError):
+        simulate_policy(np.array([1.0, -1.0]), 1, 5, 2, 10)
