@@ -123,3 +123,16 @@ class QualityFailed(Event):
     failures: list[QualityFailure]
     report_path: str | None = Field(None, description="Lake path of the build's HTML report.")
     source_events: list[str] = Field(default_factory=list)
+
+
+class ForecastPublished(Event):
+    """A forecast run committed forecasts, accuracy and inventory policy (manifest last)."""
+
+    subject_template: ClassVar[str] = SUBJECT_ROOT + ".forecast.published"
+
+    run_id: str
+    tables: list[TableVersion]
+    series: int = Field(ge=0)
+    items_with_policy: int = Field(ge=0)
+    duration_seconds: float = Field(ge=0)
+    selected_models: dict[str, int] = Field(default_factory=dict)

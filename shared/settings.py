@@ -87,6 +87,21 @@ class TransformerSettings(BaseModel):
     ack_wait_seconds: float = Field(300.0, gt=0, description="Redeliver when not acked this long.")
 
 
+class ForecasterSettings(BaseModel):
+    bucket: Literal["week", "month"] = Field("week", description="Forecast bucket.")
+    horizon: int = Field(12, ge=1, le=104, description="Buckets ahead to forecast.")
+    service_level: float = Field(
+        0.95, gt=0.5, lt=1, description="Target cycle service level of the reorder points."
+    )
+    jobs: int = Field(0, ge=0, description="Worker processes for fitting (0: every core).")
+    backtest_origins: int = Field(
+        3, ge=1, le=12, description="Rolling-origin backtest windows used to select models."
+    )
+    interval_hours: float = Field(
+        0.0, ge=0, description="Run again every this many hours (0: run once and exit)."
+    )
+
+
 class ApiSettings(BaseModel):
     host: str = Field("127.0.0.1", description="Address the API binds to.")
     port: int = Field(8000, ge=1, le=65535, description="Port the API listens on.")
@@ -121,6 +136,7 @@ class NovaSettings(BaseSettings):
     storage: StorageSettings = StorageSettings()
     ingestor: IngestorSettings = IngestorSettings()
     transformer: TransformerSettings = TransformerSettings()
+    forecaster: ForecasterSettings = ForecasterSettings()
     api: ApiSettings = ApiSettings()
     log: LogSettings = LogSettings()
 

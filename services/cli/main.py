@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from services.cli.dlq import dlq_app
+from services.cli.forecast import forecast
 from services.cli.operations import bronze_app, datasets, quarantine_app, rebuild
 from services.cli.replay import replay
 from shared.settings import NovaSettings
@@ -17,6 +18,7 @@ from shared.settings import NovaSettings
 app = typer.Typer(help="Nova Corrente data platform.", no_args_is_help=True, add_completion=False)
 app.command("datasets")(datasets)
 app.command("rebuild")(rebuild)
+app.command("forecast")(forecast)
 app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(bronze_app, name="bronze")
 app.add_typer(dlq_app, name="dlq")
@@ -49,6 +51,9 @@ def demo_data(
 @app.command()
 def up(
     demo: Annotated[bool, typer.Option(help="Drop generated demo exports into the inbox.")] = True,
+    forecast: Annotated[
+        bool, typer.Option(help="Run one forecast as soon as gold has demand.")
+    ] = True,
 ) -> None:
     """Start NATS, the ingestor, the transformer and the API; Ctrl-C stops them all."""
     from services.cli.runtime import RuntimeFailure, Stack, wait_until
@@ -91,6 +96,16 @@ def up(
                 "demo materials in the API",
                 stack.check_children,
             )
+        forecast_run = None
+        if forecast and stack.item_count() > 0:
+            # Once every demo file is through, so that stock and lead times are in gold too.
+            wait_until(
+                lambda: not any(p.is_file() for p in inbox.rglob("*")),
+                ITEMS_TIMEOUT_SECONDS,
+                "the inbox to empty",
+                stack.check_children,
+            )
+            forecast_run = stack.start_forecast()
         api = stack.api_url
         quarantine_dir = settings.ingestor.quarantine_dir
         assert quarantine_dir is not None
@@ -109,11 +124,24 @@ def up(
             )
             + f"  try        curl '{api}/api/v1/items?limit=5'\n"
             f"  items now  {stack.item_count()}\n"
-            "Press Ctrl-C to stop."
+            + (
+                f"  forecast   running in the background ({forecast_run.log_path}); "
+                "`nova forecast` runs one on demand\n"
+                if forecast_run
+                else ""
+            )
+            + "Press Ctrl-C to stop."
         )
         serving = True
         while not stopping:
             stack.check_children()
+            if forecast_run is not None and (code := forecast_run.process.poll()) is not None:
+                typer.echo(
+                    "forecast done: forecasts and reorder points are in gold"
+                    if code == 0
+                    else f"forecast failed (exit code {code}): see {forecast_run.log_path}"
+                )
+                forecast_run = None
             time.sleep(0.5)
     except RuntimeFailure as failure:
         typer.echo(f"error: {failure}", err=True)

@@ -34,6 +34,7 @@ class Child:
     name: str
     process: subprocess.Popen[bytes]
     log_path: Path
+    oneshot: bool = False  # runs to completion (a forecast); its exit is not a failure
 
 
 def nats_server_binary() -> str:
@@ -88,7 +89,7 @@ class Stack:
         self.nats_port = nats_url.port or 4222
         self.api_url = f"http://{settings.api.host}:{settings.api.port}"
 
-    def _spawn(self, name: str, command: list[str]) -> Child:
+    def _spawn(self, name: str, command: list[str], *, oneshot: bool = False) -> Child:
         log_dir = self.settings.log_dir
         log_dir.mkdir(parents=True, exist_ok=True)
         log_path = log_dir / f"{name}.log"
@@ -101,14 +102,14 @@ class Stack:
                 env={**os.environ, "NOVA_LOG__FORMAT": "json"},
                 start_new_session=True,  # Ctrl-C reaches us only; we stop children in order
             )
-        child = Child(name, process, log_path)
+        child = Child(name, process, log_path, oneshot)
         self.children.append(child)
         return child
 
     def check_children(self) -> None:
         for child in self.children:
             code = child.process.poll()
-            if code is not None:
+            if code is not None and not child.oneshot:
                 tail = child.log_path.read_text(errors="replace").splitlines()[-15:]
                 raise RuntimeFailure(
                     f"{child.name} exited with code {code}; last lines of {child.log_path}:\n"
@@ -160,6 +161,12 @@ class Stack:
         for name in ("ingestor", "transformer", "api"):
             self._spawn(name, [sys.executable, "-m", f"services.{name}"])
         wait_until(self._api_healthy, 60, f"the API at {self.api_url}/health", self.check_children)
+
+    def start_forecast(self) -> Child:
+        """One offline forecast run in its own process, as a scheduler would start it."""
+        return self._spawn(
+            "forecaster", [sys.executable, "-m", "services.forecaster"], oneshot=True
+        )
 
     def _api_healthy(self) -> bool:
         try:

@@ -8,6 +8,7 @@ from pydantic import BaseModel, SecretStr, ValidationError
 
 from shared.settings import (
     ApiSettings,
+    ForecasterSettings,
     IngestorSettings,
     LogSettings,
     NatsSettings,
@@ -152,6 +153,7 @@ def test_environment_variable_names_lists_every_field():
         "storage": StorageSettings,
         "ingestor": IngestorSettings,
         "transformer": TransformerSettings,
+        "forecaster": ForecasterSettings,
         "api": ApiSettings,
         "log": LogSettings,
     }
@@ -202,6 +204,12 @@ def test_every_listed_variable_is_actually_read(monkeypatch, tmp_path):
         "NOVA_TRANSFORMER__DURABLE_NAME": "t2",
         "NOVA_TRANSFORMER__MAX_DELIVER": "2",
         "NOVA_TRANSFORMER__ACK_WAIT_SECONDS": "6",
+        "NOVA_FORECASTER__BUCKET": "month",
+        "NOVA_FORECASTER__HORIZON": "6",
+        "NOVA_FORECASTER__SERVICE_LEVEL": "0.9",
+        "NOVA_FORECASTER__JOBS": "2",
+        "NOVA_FORECASTER__BACKTEST_ORIGINS": "2",
+        "NOVA_FORECASTER__INTERVAL_HOURS": "24",
         "NOVA_API__HOST": "0.0.0.0",
         "NOVA_API__PORT": "9",
         "NOVA_API__MAX_PAGE_SIZE": "10",

@@ -1,0 +1,3 @@
+from services.forecaster.main import main
+
+main()

@@ -1,0 +1,108 @@
+"""Composition root of the forecaster: `python -m services.forecaster`.
+
+Offline by design: it reads gold, writes forecast tables and publishes
+`nova.v1.forecast.published`; nothing of it runs inside the API. It runs once and exits, or
+every `NOVA_FORECASTER__INTERVAL_HOURS`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from services.forecaster.runner import (
+    OUTPUT_TABLES,
+    ForecastOptions,
+    NoHistoryError,
+    RunManifest,
+    run_forecast,
+)
+from shared.broker import connect, ensure_stream
+from shared.events import ForecastPublished, TableVersion
+from shared.logging import configure_logging, get_logger
+from shared.settings import NovaSettings
+from shared.storage import Lake
+
+PRODUCER = "forecaster"
+log = get_logger(__name__)
+
+
+def options_from(settings: NovaSettings, **overrides: object) -> ForecastOptions:
+    forecaster = settings.forecaster
+    values: dict[str, object] = {
+        "bucket": forecaster.bucket,
+        "horizon": forecaster.horizon,
+        "service_level": forecaster.service_level,
+        "jobs": forecaster.jobs,
+        "backtest_origins": forecaster.backtest_origins,
+    }
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return ForecastOptions(**values)  # type: ignore[arg-type]
+
+
+def published_event(manifest: RunManifest, lake: Lake) -> ForecastPublished:
+    tables = []
+    for name in OUTPUT_TABLES:
+        version = manifest.table_versions[name]
+        table = lake.delta_table("gold", name, version=version)
+        tables.append(
+            TableVersion(
+                table=f"gold.{name}", version=version, row_count=table.count() if table else 0
+            )
+        )
+    return ForecastPublished(
+        producer=PRODUCER,
+        correlation_id=manifest.run_id,
+        run_id=manifest.run_id,
+        tables=tables,
+        series=manifest.series,
+        items_with_policy=manifest.items_with_policy,
+        duration_seconds=manifest.duration_seconds,
+        selected_models=manifest.selected_models,
+    )
+
+
+async def publish(settings: NovaSettings, event: ForecastPublished) -> None:
+    nc = await connect(settings.nats, name=PRODUCER)
+    try:
+        js = nc.jetstream()
+        await ensure_stream(js, settings.nats)
+        await js.publish(event.subject, event.to_bytes(), headers={"Nats-Msg-Id": event.run_id})
+    finally:
+        await nc.close()
+    log.info("forecast_published", run_id=event.run_id, subject=event.subject)
+
+
+def run_once(
+    settings: NovaSettings,
+    options: ForecastOptions,
+    progress: Callable[[int, int], None] | None = None,
+) -> RunManifest | None:
+    """Forecast, commit, publish. None when gold has no demand yet (nothing to do)."""
+    lake = Lake.from_settings(settings.storage)
+    try:
+        manifest = run_forecast(lake, options, progress=progress)
+    except NoHistoryError as reason:
+        log.warning("forecast_skipped", reason=str(reason))
+        return None
+    asyncio.run(publish(settings, published_event(manifest, lake)))
+    return manifest
+
+
+def main() -> None:
+    settings = NovaSettings()
+    configure_logging(PRODUCER, settings.log)
+    options = options_from(settings)
+    interval = settings.forecaster.interval_hours * 3600
+    # No SIGTERM handler on purpose: stopping mid-run is safe (the manifest is written last,
+    # so an interrupted run leaves the previous forecasts live) and should be immediate.
+    while True:
+        run_once(settings, options)
+        if not interval:
+            return
+        time.sleep(interval)
+
+
+if __name__ == "__main__":
+    main()

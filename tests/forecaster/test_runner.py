@@ -1,0 +1,198 @@
+"""Forecast runs over a real local lake built from demo data, and their event on real NATS."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime
+
+import pytest
+from nats.js.api import ConsumerConfig, DeliverPolicy
+
+from services.demo.sources import generate_demo_sources
+from services.forecaster.history import bucket_history
+from services.forecaster.main import run_once
+from services.forecaster.runner import (
+    ForecastOptions,
+    NoHistoryError,
+    live_versions,
+    read_live,
+    run_forecast,
+)
+from services.ingestor.service import IngestService
+from services.transformer.builds import Builder
+from shared.broker import connect, ensure_stream
+from shared.events import ForecastPublished
+from shared.settings import NovaSettings
+from shared.storage import Lake
+
+pytestmark = pytest.mark.slow
+
+
+class _Publisher:
+    def __init__(self):
+        self.events = []
+
+    async def publish(self, event, message_id):
+        self.events.append(event)
+
+
+class _Ledger:
+    def __init__(self):
+        self.entries = {}
+
+    async def get(self, key):
+        return self.entries.get(key)
+
+    async def put(self, entry):
+        self.entries[entry.content_sha256] = entry
+
+
+@pytest.fixture(scope="module")
+def demo_var(tmp_path_factory):
+    """A var dir whose lake holds gold built from small demo data (ingestor + transformer)."""
+    var = tmp_path_factory.mktemp("forecast") / "var"
+    settings = NovaSettings(var_dir=var)
+    inbox = settings.ingestor.inbox_dir
+    assert inbox is not None
+    inbox.mkdir(parents=True)
+    sources = generate_demo_sources(var / "demo", seed=5, items=40, depots=12, days=420)
+    lake = Lake.from_settings(settings.storage)
+    publisher = _Publisher()
+    service = IngestService(lake, publisher, _Ledger(), settings.ingestor)
+
+    async def ingest():
+        for path in sources.paths:
+            target = inbox / path.name
+            path.replace(target)
+            await service.process(target)
+
+    asyncio.run(ingest())
+    builder = Builder(lake)
+    for event in publisher.events:
+        if getattr(event, "bronze_path", None):
+            builder.apply_bronze_event(event)
+    return var
+
+
+def _options(**changes) -> ForecastOptions:
+    return ForecastOptions(**{"horizon": 8, "jobs": 1, "backtest_origins": 2, **changes})
+
+
+def test_a_run_commits_forecasts_accuracy_policy_and_a_manifest(demo_var):
+    lake = Lake.from_settings(NovaSettings(var_dir=demo_var).storage)
+    progress: list[tuple[int, int]] = []
+    manifest = run_forecast(lake, _options(), progress=lambda d, t: progress.append((d, t)))
+
+    forecasts = read_live(lake, "fact_forecast")
+    accuracy = read_live(lake, "forecast_accuracy")
+    policy = read_live(lake, "inventory_policy")
+    assert forecasts is not None and accuracy is not None and policy is not None
+    assert live_versions(lake) == manifest.table_versions
+    # One series per item with enough history, horizon rows each, quantiles sane.
+    frame = forecasts.to_pandas()
+    assert frame.groupby("series_id")["step"].count().eq(8).all()
+    assert frame["series_id"].nunique() == manifest.series
+    quantile_columns = [f"p{q}" for q in (10, 20, 30, 40, 50, 60, 70, 80, 90)] + ["p_service"]
+    values = frame[quantile_columns].to_numpy()
+    assert (values >= 0).all()
+    assert (values[:, 1:] >= values[:, :-1] - 1e-9).all(), "quantiles are monotone"
+    assert set(frame["run_id"]) == {manifest.run_id}
+    # Accuracy: every candidate scored per series, exactly one selected per series.
+    acc = accuracy.to_pandas()
+    assert acc.groupby("series_id")["selected"].sum().eq(1).all()
+    assert acc.groupby("series_id")["model"].nunique().min() >= 3
+    # Policy: a reorder point for every forecast item; stock alerts where snapshots exist.
+    pol = policy.to_pandas()
+    assert set(pol["item_code"]) == set(frame["item_code"])
+    assert (pol["reorder_point"] >= 0).all()
+    assert pol["alert_level"].notna().any()
+    assert set(pol["alert_level"].dropna()) <= {"critical", "attention", "monitor", "ok"}
+    # The manifest records what was read and what was written.
+    runs = lake.delta_table("gold", "forecast_runs").to_pyarrow_table().to_pylist()
+    latest = next(r for r in runs if r["run_id"] == manifest.run_id)
+    assert json.loads(latest["table_versions"]) == manifest.table_versions
+    assert "gold.fact_demand" in json.loads(latest["data_versions"])
+    assert json.loads(latest["parameters"])["horizon"] == 8
+    assert progress and progress[-1][0] == progress[-1][1] == manifest.series
+
+
+def test_an_interrupted_run_leaves_the_previous_forecasts_live(demo_var):
+    lake = Lake.from_settings(NovaSettings(var_dir=demo_var).storage)
+    first = run_forecast(lake, _options())
+    before = read_live(lake, "fact_forecast")
+
+    class Interrupted(Exception):
+        pass
+
+    def interrupt() -> None:
+        raise Interrupted
+
+    with pytest.raises(Interrupted):
+        run_forecast(lake, _options(service_level=0.9), before_manifest=interrupt)
+    # The tables moved on, but readers still see the first run's versions and rows.
+    assert (
+        lake.delta_table("gold", "fact_forecast").version() > first.table_versions["fact_forecast"]
+    )
+    assert live_versions(lake) == first.table_versions
+    after = read_live(lake, "fact_forecast")
+    assert after.to_pylist() == before.to_pylist()
+    assert set(after.column("run_id").to_pylist()) == {first.run_id}
+
+
+def test_items_option_limits_the_series(demo_var):
+    lake = Lake.from_settings(NovaSettings(var_dir=demo_var).storage)
+    demand = lake.delta_table("gold", "fact_demand").to_pyarrow_table()
+    two = sorted(set(demand.column("item_code").to_pylist()))[:2]
+    manifest = run_forecast(lake, _options(items=two, min_nonzero_periods=1))
+    forecasts = read_live(lake, "fact_forecast")
+    assert set(forecasts.column("item_code").to_pylist()) == set(two)
+    assert manifest.series == 2
+
+
+def test_no_demand_history_is_a_clear_error(tmp_path):
+    lake = Lake.from_settings(NovaSettings(var_dir=tmp_path).storage)
+    with pytest.raises(NoHistoryError):
+        run_forecast(lake, _options())
+
+
+def test_history_is_zero_filled_to_the_last_bucket_of_all_data(demo_var):
+    lake = Lake.from_settings(NovaSettings(var_dir=demo_var).storage)
+    demand = lake.delta_table("gold", "fact_demand").to_pyarrow_table()
+    history = bucket_history(demand, bucket="week")
+    last = history["period"].max()
+    assert history.groupby("series_id")["period"].max().eq(last).all()
+    assert (history["y"] >= 0).all()
+    # Every series is regular: consecutive weeks without gaps.
+    gaps = history.groupby("series_id")["period"].apply(lambda p: p.diff().dropna().unique())
+    assert all(len(g) == 1 and g[0] == 7 * 24 * 3600 * 10**9 for g in gaps if len(g))
+    assert history["y"].sum() == pytest.approx(sum(demand.column("quantity").to_pylist()))
+
+
+def test_run_once_publishes_forecast_published_on_real_nats(demo_var, nats_url):
+    settings = NovaSettings(var_dir=demo_var, nats={"url": nats_url})
+    manifest = run_once(settings, _options())
+    assert manifest is not None
+
+    async def received() -> ForecastPublished:
+        nc = await connect(settings.nats, name="test")
+        js = nc.jetstream()
+        await ensure_stream(js, settings.nats)
+        sub = await js.pull_subscribe(
+            "nova.v1.forecast.published",
+            stream=settings.nats.stream,
+            config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL),
+        )
+        message = (await sub.fetch(1, timeout=5))[0]
+        await nc.close()
+        return ForecastPublished.model_validate_json(message.data)
+
+    event = asyncio.run(received())
+    assert event.run_id == manifest.run_id
+    assert {t.table for t in event.tables} == {
+        "gold.fact_forecast",
+        "gold.forecast_accuracy",
+        "gold.inventory_policy",
+    }
+    assert event.series == manifest.series
+    assert event.occurred_at <= datetime.now(UTC)
