@@ -392,3 +392,55 @@ def test_s3_concurrent_appends_lose_no_commit(s3_lake):
     # Safe only if the server honours conditional PUTs (If-None-Match) for the Delta log.
     _, _, _, settings = s3_lake
     concurrent_appends(lambda: Lake.from_settings(settings))
+
+
+def _batches_then_failure(rows: pa.Table, good_batches: int):
+    """Batches like a streamed CSV whose line further down breaks the contract."""
+    for _ in range(good_batches):
+        yield from rows.to_batches()
+    raise ValueError("a bad value further down the file")
+
+
+def _all_keys(endpoint: str, bucket: str) -> list[str]:
+    import boto3
+
+    listing = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+    ).list_objects_v2(Bucket=bucket)
+    return [o["Key"] for o in listing.get("Contents", [])]
+
+
+def test_streamed_write_gathers_batches_and_a_failure_leaves_nothing_locally(local_lake, tmp_path):
+    path = "bronze/x/streamed.parquet"
+    batches = [b for _ in range(5) for b in ROWS.to_batches()]
+    assert local_lake.write_parquet_batches(path, ROWS.schema, batches) > 0
+    assert local_lake.read_parquet(path).num_rows == 5 * ROWS.num_rows
+    with pytest.raises(ValueError, match="further down"):
+        local_lake.write_parquet_batches("bronze/x/broken.parquet", ROWS.schema,
+                                         _batches_then_failure(ROWS, 3))  # fmt: skip
+    assert not local_lake.exists("bronze/x/broken.parquet")
+    assert [p.name for p in (tmp_path / "lake").rglob("*") if p.is_file()] == ["streamed.parquet"]
+
+
+def test_s3_streamed_write_failure_leaves_no_object_not_even_staging(s3_lake):
+    lake, bucket, endpoint, _ = s3_lake
+    good = "bronze/x/year=2025/month=01/day=01/good.parquet"
+    assert lake.write_parquet_batches(good, ROWS.schema, ROWS.to_batches()) > 0
+    with pytest.raises(ValueError, match="further down"):
+        lake.write_parquet_batches("bronze/x/broken.parquet", ROWS.schema,
+                                   _batches_then_failure(ROWS, 2))  # fmt: skip
+    # pyarrow marks directories with empty `x/` keys; no data object may be left over.
+    objects = [k for k in _all_keys(endpoint, bucket) if not k.endswith("/")]
+    assert objects == [f"nova/{good}"]
+
+
+def test_bytes_round_trip_locally_and_on_s3(local_lake, s3_lake):
+    for lake in (local_lake, s3_lake[0]):
+        lake.write_bytes("reports/quality/b1.html", "<html>relatório</html>".encode())
+        assert lake.read_bytes("reports/quality/b1.html").decode() == "<html>relatório</html>"
+        lake.delete_file("reports/quality/b1.html")
+        assert not lake.exists("reports/quality/b1.html")
