@@ -10,6 +10,7 @@ error-severity check fails.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -178,6 +179,7 @@ def deduplicate(rows: pa.Table) -> pa.Table:
         ).to_arrow_table()
 
 
+@functools.lru_cache(maxsize=8)  # the calendar of a span of years does not change
 def holidays_table(first_year: int, last_year: int) -> pa.Table:
     """National holidays and those Bahia adds, from the `holidays` package."""
     years = list(range(first_year, last_year + 1))
