@@ -3,58 +3,13 @@
 from __future__ import annotations
 
 import sys
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import Annotated
 
 import typer
 
-from shared.logging import configure_logging, get_logger
+from services.forecaster.progress import progress_reporter
+from shared.logging import configure_logging
 from shared.settings import NovaSettings
-
-log = get_logger(__name__)
-LOG_EVERY_SECONDS = 5.0
-
-
-@contextmanager
-def progress_reporter(interactive: bool) -> Iterator[Callable[[int, int], None]]:
-    """A rich progress bar with ETA on a terminal; structured log lines otherwise."""
-    if interactive:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        with Progress(
-            TextColumn("forecasting"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-        ) as bar:
-            task = bar.add_task("series", total=None)
-
-            def update(done: int, total: int) -> None:
-                bar.update(task, completed=done, total=total)
-
-            yield update
-        return
-    last = 0.0
-
-    def log_progress(done: int, total: int) -> None:
-        nonlocal last
-        now = time.monotonic()
-        if done == total or now - last >= LOG_EVERY_SECONDS:
-            last = now
-            log.info("forecast_progress", series_done=done, series_total=total)
-
-    yield log_progress
 
 
 def forecast(
@@ -69,10 +24,11 @@ def forecast(
     bucket: Annotated[str | None, typer.Option(help="week or month.")] = None,
 ) -> None:
     """Forecast every material from gold demand, derive reorder points, publish the run."""
-    from services.forecaster.main import options_from, run_once
+    from services.forecaster.main import options_from, quiet_model_libraries, run_once
 
     settings = NovaSettings()
     configure_logging("forecaster", settings.log)
+    quiet_model_libraries()
     options = options_from(
         settings,
         items=items or None,

@@ -8,9 +8,12 @@ every `NOVA_FORECASTER__INTERVAL_HOURS`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import time
 from collections.abc import Callable
 
+from services.forecaster.progress import progress_reporter
 from services.forecaster.runner import (
     OUTPUT_TABLES,
     ForecastOptions,
@@ -90,15 +93,29 @@ def run_once(
     return manifest
 
 
+def quiet_model_libraries() -> None:
+    """Prophet and cmdstanpy print INFO lines of their own per fit; operators tail JSON logs,
+    so only their warnings get through, rendered like every other line."""
+    with contextlib.suppress(ImportError):
+        import cmdstanpy  # noqa: F401 - importing installs its handler, removed below
+    for name in ("cmdstanpy", "prophet", "prophet.plot"):
+        library = logging.getLogger(name)
+        library.handlers.clear()
+        library.setLevel(logging.WARNING)
+        library.propagate = True
+
+
 def main() -> None:
     settings = NovaSettings()
     configure_logging(PRODUCER, settings.log)
+    quiet_model_libraries()
     options = options_from(settings)
     interval = settings.forecaster.interval_hours * 3600
     # No SIGTERM handler on purpose: stopping mid-run is safe (the manifest is written last,
     # so an interrupted run leaves the previous forecasts live) and should be immediate.
     while True:
-        run_once(settings, options)
+        with progress_reporter(interactive=False) as progress:
+            run_once(settings, options, progress)
         if not interval:
             return
         time.sleep(interval)
