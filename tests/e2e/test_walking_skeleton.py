@@ -99,7 +99,9 @@ def _start(tmp_path: Path, *args: str) -> RunningStack:
         "NOVA_API__VERSION_CHECK_SECONDS": "0.2",
     }
     process = subprocess.Popen(
-        [NOVA, "up", *args],
+        # The forecast that `nova up` starts takes minutes of both cores; these tests are about
+        # the pipeline, and tests/forecaster covers forecast runs on demo gold and real NATS.
+        [NOVA, "up", "--no-forecast", *args],
         cwd=tmp_path,
         env=env,
         text=True,
@@ -263,7 +265,7 @@ def test_ctrl_c_while_starting_stops_every_child(tmp_path: Path):
         "NOVA_INGESTOR__METRICS_PORT": str(free_port()),
     }
     process = subprocess.Popen(
-        [NOVA, "up"],
+        [NOVA, "up", "--no-forecast"],
         cwd=tmp_path,
         env=env,
         text=True,
