@@ -29,7 +29,7 @@ test: $(INSTALLED) lint
 	$(BIN)/python -m pytest
 
 # Benchmarks: `make bench` runs them all; pass options with BENCH_ARGS="--quick".
-bench: bench-ingest bench-transform
+bench: bench-ingest bench-transform bench-forecast
 
 .PHONY: bench-ingest
 bench-ingest: $(INSTALLED)
@@ -38,6 +38,10 @@ bench-ingest: $(INSTALLED)
 .PHONY: bench-transform
 bench-transform: $(INSTALLED)
 	$(BIN)/python -m bench.transform $(BENCH_ARGS)
+
+.PHONY: bench-forecast
+bench-forecast: $(INSTALLED)
+	$(BIN)/python -m bench.forecast $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var

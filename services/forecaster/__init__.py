@@ -1,4 +1,2 @@
-"""Offline forecasts and inventory policy (issue 5). Nothing here runs on a request path.
-
-Not built yet: the walking skeleton stops at gold.dim_item.
-"""
+"""Offline forecaster: quantile forecasts per series, model selection by backtest, inventory
+policy, published to gold with a run manifest. Never imported by the API."""

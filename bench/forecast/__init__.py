@@ -1,0 +1,1 @@
+"""Forecast benchmark on the public car-parts panel (`python -m bench.forecast`)."""

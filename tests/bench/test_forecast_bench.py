@@ -1,0 +1,61 @@
+"""Smoke test of the forecast benchmark: `python -m bench.forecast --quick` runs end to end."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from services.forecaster.models import ALL_MODELS
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CARPARTS = REPO_ROOT.parent / "shared" / "data" / "benchmarks" / "carparts_long.csv"
+
+
+def run_bench(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bench.forecast", *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not CARPARTS.exists(), reason=f"{CARPARTS} not found (shared data absent)")
+def test_quick_run_scores_ours_every_candidate_and_zero(tmp_path):
+    out = tmp_path / "forecast.json"
+    completed = run_bench("--quick", "--jobs", "2", "--out", str(out))
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    results = json.loads(out.read_text())
+
+    assert results["errors"] == {}
+    rows = {row["key"]: row for row in results["rows"]}
+    assert set(rows) == {"ours", *ALL_MODELS}
+    assert results["parameters"]["series"] == 200
+    assert rows["Zero"]["wql"] == 1.0  # the zero forecast scores exactly 1 by construction
+    assert rows["ours"]["wql"] < rows["Zero"]["wql"]
+    for key in ("AutoARIMA", "Prophet"):  # measured on a subset, time extrapolated
+        assert rows[key]["series"] == 40
+        assert rows[key]["seconds_all_series_estimate"] >= rows[key]["seconds"]
+    for row in results["rows"]:
+        assert 0 < row["wql"] < 3, row
+        assert row["seconds"] >= 0
+    assert sum(results["selection"]["selected_models"].values()) == 200
+    assert {t["key"]: t["status"] for t in results["targets"]}.keys() == {"wql", "seconds"}
+    assert {t["status"] for t in results["targets"]} <= {"PASS", "MISS"}
+    assert any(row["model"] == "chronos_bolt_base" for row in results["published"])
+    assert "ours: forecast_panel (selected per series)" in completed.stdout  # the table
+    assert "target < 0.85" in completed.stdout
+
+
+def test_missing_data_file_skips_with_a_clear_message(tmp_path):
+    out = tmp_path / "forecast.json"
+    completed = run_bench("--data", str(tmp_path / "absent.csv"), "--out", str(out))
+    assert completed.returncode == 0
+    assert "forecast benchmark skipped" in completed.stdout
+    assert "absent.csv not found" in completed.stdout
+    assert not out.exists()
