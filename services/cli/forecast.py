@@ -22,6 +22,17 @@ def forecast(
     ] = None,
     jobs: Annotated[int | None, typer.Option(help="Worker processes (0: every core).")] = None,
     bucket: Annotated[str | None, typer.Option(help="week or month.")] = None,
+    distributed: Annotated[
+        bool,
+        typer.Option(
+            "--distributed",
+            help="Share the run among workers (`python -m services.forecaster --worker`) "
+            "through JetStream.",
+        ),
+    ] = False,
+    chunk_size: Annotated[
+        int, typer.Option(min=1, help="Series per work chunk with --distributed (hundreds).")
+    ] = 500,
 ) -> None:
     """Forecast every material from gold demand, derive reorder points, publish the run."""
     from services.forecaster.main import options_from, quiet_model_libraries, run_once
@@ -38,7 +49,14 @@ def forecast(
         bucket=bucket,
     )
     with progress_reporter(sys.stderr.isatty()) as progress:
-        manifest = run_once(settings, options, progress)
+        if distributed:
+            from services.forecaster.distributed import run_distributed_once
+
+            manifest = run_distributed_once(
+                settings, options, chunk_size=chunk_size, progress=progress
+            )
+        else:
+            manifest = run_once(settings, options, progress)
     if manifest is None:
         typer.echo("nothing to forecast yet: gold.fact_demand has no demand history")
         raise typer.Exit(1)

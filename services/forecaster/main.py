@@ -2,11 +2,13 @@
 
 Offline by design: it reads gold, writes forecast tables and publishes
 `nova.v1.forecast.published`; nothing of it runs inside the API. It runs once and exits, or
-every `NOVA_FORECASTER__INTERVAL_HOURS`.
+every `NOVA_FORECASTER__INTERVAL_HOURS`. With `--worker` it instead forecasts chunks of
+distributed runs (`services.forecaster.distributed`) until SIGTERM.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import logging
@@ -105,10 +107,22 @@ def quiet_model_libraries() -> None:
         library.propagate = True
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m services.forecaster")
+    parser.add_argument(
+        "--worker",
+        action="store_true",
+        help="forecast chunks of distributed runs from the work stream until SIGTERM",
+    )
+    args = parser.parse_args(argv)
     settings = NovaSettings()
     configure_logging(PRODUCER, settings.log)
     quiet_model_libraries()
+    if args.worker:
+        from services.forecaster.distributed import run_worker
+
+        asyncio.run(run_worker(settings))
+        return
     options = options_from(settings)
     interval = settings.forecaster.interval_hours * 3600
     # No SIGTERM handler on purpose: stopping mid-run is safe (the manifest is written last,

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import pyarrow as pa
@@ -27,6 +27,9 @@ import pyarrow.compute as pc
 from services.forecaster.history import FREQ, PERIOD_DAYS, SEASON_LENGTH, Bucket, bucket_history
 from shared.logging import get_logger
 from shared.storage import Lake
+
+if TYPE_CHECKING:
+    from services.forecaster.models import ForecastResult
 
 log = get_logger(__name__)
 BASE_QUANTILES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
@@ -176,18 +179,28 @@ def _accuracy_table(accuracy: pd.DataFrame, run_id: str) -> pa.Table:
     )
 
 
-def run_forecast(
+@dataclass(frozen=True)
+class PreparedRun:
+    """What a run reads before forecasting: its id, start, the input versions and the history."""
+
+    run_id: str
+    started_at: datetime
+    began: float  # time.perf_counter() at the start
+    data_versions: dict[str, int]
+    history: pd.DataFrame  # bucket_history: series_id, item_code, site_code, period, y
+
+    @property
+    def series(self) -> int:
+        return int(self.history["series_id"].nunique())
+
+
+def prepare_run(
     lake: Lake,
     options: ForecastOptions,
     *,
-    progress: Callable[[int, int], None] | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-    before_manifest: Callable[[], None] | None = None,
-) -> RunManifest:
-    """Forecast every series with history and commit the results (manifest last)."""
-    from services.forecaster.models import forecast_panel
-    from services.forecaster.policy_table import inventory_policy_table
-
+) -> PreparedRun:
+    """Read gold demand (recording the versions read) and bucket it into series histories."""
     started_at = clock()
     began = time.perf_counter()
     run_id = uuid.uuid4().hex
@@ -210,11 +223,25 @@ def run_forecast(
     )
     if history.empty:
         raise NoHistoryError("no series with enough demand history to forecast")
-    series = int(history["series_id"].nunique())
-    log.info("forecast_run_started", run_id=run_id, series=series, bucket=options.bucket,
-             horizon=options.horizon, jobs=options.workers)  # fmt: skip
+    return PreparedRun(run_id, started_at, began, data_versions, history)
+
+
+def run_forecast(
+    lake: Lake,
+    options: ForecastOptions,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    before_manifest: Callable[[], None] | None = None,
+) -> RunManifest:
+    """Forecast every series with history and commit the results (manifest last)."""
+    from services.forecaster.models import forecast_panel
+
+    prepared = prepare_run(lake, options, clock=clock)
+    log.info("forecast_run_started", run_id=prepared.run_id, series=prepared.series,
+             bucket=options.bucket, horizon=options.horizon, jobs=options.workers)  # fmt: skip
     result = forecast_panel(
-        history[["series_id", "period", "y"]],
+        prepared.history[["series_id", "period", "y"]],
         horizon=options.horizon,
         freq=FREQ[options.bucket],
         season_length=SEASON_LENGTH[options.bucket],
@@ -224,6 +251,24 @@ def run_forecast(
         progress=progress,
         candidates=options.models,
     )
+    return commit_run(lake, options, prepared, result, clock=clock, before_manifest=before_manifest)
+
+
+def commit_run(
+    lake: Lake,
+    options: ForecastOptions,
+    prepared: PreparedRun,
+    result: ForecastResult,
+    *,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    before_manifest: Callable[[], None] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> RunManifest:
+    """Write forecasts, accuracy and inventory policy, then the manifest row (the commit)."""
+    from services.forecaster.policy_table import inventory_policy_table
+
+    run_id = prepared.run_id
+    series = prepared.series
     forecasts = _forecast_table(result.forecasts, options, run_id)
     accuracy = _accuracy_table(result.accuracy, run_id)
     policy = inventory_policy_table(
@@ -250,16 +295,16 @@ def run_forecast(
     selected_models = {m: selected.count(m) for m in sorted(set(selected))}
     manifest = RunManifest(
         run_id=run_id,
-        started_at=started_at,
+        started_at=prepared.started_at,
         finished_at=finished_at,
         series=series,
         items_with_policy=policy.num_rows,
         table_versions=versions,
-        data_versions=data_versions,
+        data_versions=prepared.data_versions,
         selected_models=selected_models,
         options=options,
         code_version=code_version(),
-        extra={"seconds": round(time.perf_counter() - began, 3)},
+        extra={"seconds": round(time.perf_counter() - prepared.began, 3), **(extra or {})},
     )
     lake.write_delta("gold", MANIFEST, manifest_row(manifest), mode="append", metadata=metadata)
     log.info("forecast_run_committed", run_id=run_id, series=series, tables=versions,

@@ -1,0 +1,392 @@
+"""One forecast run shared by worker processes on several machines, committed once.
+
+The coordinator (`run_distributed`) reads gold exactly as `run_forecast` does, writes the
+bucketed history once to the lake (`forecast_work/<run_id>/history.parquet`) and publishes one
+message per chunk of series ids on the work-queue stream `NOVA_FORECAST_WORK`. Workers (`work`,
+`python -m services.forecaster --worker`) share the durable pull consumer `forecast-worker`:
+each message is taken by one worker, which forecasts the chunk's series and writes
+`chunk-<i>.forecasts.parquet` and `chunk-<i>.accuracy.parquet` atomically before acking. A
+worker that dies mid-chunk never acks, so the chunk goes to another worker after `ACK_WAIT`;
+writing the same files twice is harmless. Once every chunk's files exist the coordinator
+concatenates them and commits through `runner.commit_run`, the same path as a single-process
+run (tables, inventory policy, manifest row last). If chunks do not arrive in time, nothing is
+committed and the previous forecasts stay live.
+
+Models that pool across series (Pooled, PooledBlend, and the demand-class shrinkage of model
+selection) pool within a chunk only, so results can differ slightly from a single-process run.
+Chunks should therefore be large: hundreds of series each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import nats.errors
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DiscardPolicy,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+from nats.js.errors import BadRequestError, NotFoundError
+
+from services.forecaster.history import FREQ, SEASON_LENGTH, Bucket
+from services.forecaster.runner import (
+    ForecastOptions,
+    RunManifest,
+    commit_run,
+    prepare_run,
+)
+from shared.broker import connect
+from shared.logging import get_logger
+from shared.settings import NovaSettings
+from shared.storage import Lake
+
+log = get_logger(__name__)
+
+WORK_STREAM = "NOVA_FORECAST_WORK"
+WORK_SUBJECT_PREFIX = "nova.work.v1.forecast"  # outside nova.v1.>: streams cannot overlap
+WORK_SUBJECTS = f"{WORK_SUBJECT_PREFIX}.>"
+DURABLE = "forecast-worker"
+ACK_WAIT_SECONDS = 600.0
+MAX_DELIVER = 3
+IN_PROGRESS_SECONDS = 30.0  # a worker busy on a long chunk tells JetStream it is alive
+WORK_PREFIX = "forecast_work"
+DEFAULT_TIMEOUT_SECONDS = 6 * 3600.0
+POLL_SECONDS = 0.5
+
+
+class DistributedRunError(RuntimeError):
+    """The chunks of a distributed run did not all arrive; nothing was committed."""
+
+
+def work_stream_config() -> StreamConfig:
+    return StreamConfig(
+        name=WORK_STREAM,
+        subjects=[WORK_SUBJECTS],
+        retention=RetentionPolicy.WORK_QUEUE,
+        storage=StorageType.FILE,
+        discard=DiscardPolicy.OLD,
+        duplicate_window=3600.0,  # a re-published chunk (same Nats-Msg-Id) is dropped
+    )
+
+
+async def ensure_work_stream(js: JetStreamContext) -> None:
+    """Create the work stream, or bring an existing one to this shape (idempotent)."""
+    config = work_stream_config()
+    try:
+        await js.stream_info(WORK_STREAM)
+    except NotFoundError:
+        try:
+            await js.add_stream(config)
+            return
+        except BadRequestError:  # another process created it between the two calls
+            pass
+    await js.update_stream(config)
+
+
+def work_dir(run_id: str) -> str:
+    return f"{WORK_PREFIX}/{run_id}"
+
+
+def history_path(run_id: str) -> str:
+    return f"{work_dir(run_id)}/history.parquet"
+
+
+def chunk_paths(run_id: str, chunk: int) -> tuple[str, str]:
+    base = f"{work_dir(run_id)}/chunk-{chunk}"
+    return f"{base}.forecasts.parquet", f"{base}.accuracy.parquet"
+
+
+def error_path(run_id: str, chunk: int) -> str:
+    return f"{work_dir(run_id)}/chunk-{chunk}.error"
+
+
+@dataclass(frozen=True)
+class ChunkJob:
+    """One message on the work stream: what a worker needs to forecast a chunk."""
+
+    run_id: str
+    chunk: int
+    series_ids: list[str]
+    bucket: Bucket
+    horizon: int
+    quantiles: list[float]
+    backtest_origins: int
+    candidates: list[str]
+
+    @classmethod
+    def of(
+        cls, run_id: str, chunk: int, series_ids: list[str], options: ForecastOptions
+    ) -> ChunkJob:
+        return cls(
+            run_id=run_id,
+            chunk=chunk,
+            series_ids=series_ids,
+            bucket=options.bucket,
+            horizon=options.horizon,
+            quantiles=list(options.quantiles),
+            backtest_origins=options.backtest_origins,
+            candidates=list(options.models),
+        )
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(asdict(self)).encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> ChunkJob:
+        return cls(**json.loads(data))
+
+
+def _chunks(series_ids: list[str], size: int) -> list[list[str]]:
+    return [series_ids[i : i + size] for i in range(0, len(series_ids), size)]
+
+
+def _cleanup(lake: Lake, run_id: str) -> None:
+    for path in lake.list_files(work_dir(run_id)):
+        lake.delete_file(path)
+
+
+async def run_distributed(
+    lake: Lake,
+    js: JetStreamContext,
+    options: ForecastOptions,
+    *,
+    chunk_size: int,
+    timeout_seconds: float,
+    progress: Callable[[int, int], None] | None = None,
+) -> RunManifest:
+    """Coordinate one run over the workers; commit it once every chunk's result exists.
+
+    Raises `DistributedRunError` (nothing committed, the run's pending chunks purged) when the
+    chunks do not all arrive within `timeout_seconds` or a chunk failed on its last delivery.
+    """
+    if chunk_size < 1:
+        raise ValueError("chunk_size must be >= 1")
+    await ensure_work_stream(js)
+    prepared = await asyncio.to_thread(prepare_run, lake, options)
+    run_id = prepared.run_id
+    history = prepared.history
+    series_ids = sorted(history["series_id"].unique().tolist())
+    chunks = _chunks(series_ids, chunk_size)
+    snapshot = pa.Table.from_pandas(history[["series_id", "period", "y"]], preserve_index=False)
+    await asyncio.to_thread(lake.write_parquet, history_path(run_id), snapshot)
+    log.info("forecast_distributed_started", run_id=run_id, series=len(series_ids),
+             chunks=len(chunks), chunk_size=chunk_size)  # fmt: skip
+    subject = f"{WORK_SUBJECT_PREFIX}.{run_id}"
+    for index, ids in enumerate(chunks):
+        job = ChunkJob.of(run_id, index, ids, options)
+        await js.publish(subject, job.to_bytes(), headers={"Nats-Msg-Id": f"{run_id}.{index}"})
+
+    deadline = time.monotonic() + timeout_seconds
+    done: set[int] = set()
+    try:
+        while len(done) < len(chunks):
+            present = set(await asyncio.to_thread(lake.list_files, work_dir(run_id)))
+            for index in range(len(chunks)):
+                if index in done:
+                    continue
+                if error_path(run_id, index) in present:
+                    reason = await asyncio.to_thread(lake.read_bytes, error_path(run_id, index))
+                    raise DistributedRunError(
+                        f"run {run_id}: chunk {index} failed on its last delivery: "
+                        f"{reason.decode(errors='replace')}"
+                    )
+                if all(p in present for p in chunk_paths(run_id, index)):
+                    done.add(index)
+                    if progress is not None:
+                        progress(sum(len(chunks[i]) for i in done), len(series_ids))
+            if len(done) == len(chunks):
+                break
+            if time.monotonic() >= deadline:
+                raise DistributedRunError(
+                    f"run {run_id}: {len(chunks) - len(done)} of {len(chunks)} chunks did not "
+                    f"arrive within {timeout_seconds:g} s; are workers running "
+                    f"(`python -m services.forecaster --worker`)? Nothing was committed."
+                )
+            await asyncio.sleep(POLL_SECONDS)
+    except Exception:
+        # Workers must not pick up chunks of a run nobody will commit.
+        try:
+            await js.purge_stream(WORK_STREAM, subject=subject)
+        except Exception as error:  # the original error matters more
+            log.warning("forecast_work_purge_failed", run_id=run_id, error=str(error))
+        await asyncio.to_thread(_cleanup, lake, run_id)
+        raise
+
+    def combine() -> RunManifest:
+        from services.forecaster.models import ForecastResult
+
+        forecasts, accuracy = [], []
+        for index in range(len(chunks)):
+            forecast_file, accuracy_file = chunk_paths(run_id, index)
+            forecasts.append(lake.read_parquet(forecast_file).to_pandas())
+            accuracy.append(lake.read_parquet(accuracy_file).to_pandas())
+        result = ForecastResult(
+            forecasts=pd.concat(forecasts, ignore_index=True).sort_values(
+                ["series_id", "step"], ignore_index=True
+            ),
+            accuracy=pd.concat(accuracy, ignore_index=True),
+        )
+        manifest = commit_run(
+            lake,
+            options,
+            prepared,
+            result,
+            extra={"distributed": {"chunks": len(chunks), "chunk_size": chunk_size}},
+        )
+        _cleanup(lake, run_id)
+        return manifest
+
+    return await asyncio.to_thread(combine)
+
+
+async def _keep_alive(msg: Msg) -> None:
+    while True:
+        await asyncio.sleep(IN_PROGRESS_SECONDS)
+        await msg.in_progress()
+
+
+def _forecast_chunk(lake: Lake, job: ChunkJob, jobs: int) -> None:
+    from services.forecaster.models import forecast_panel
+
+    snapshot = lake.read_parquet(history_path(job.run_id))
+    selected = snapshot.filter(pc.is_in(snapshot["series_id"], pa.array(job.series_ids)))
+    result = forecast_panel(
+        selected.to_pandas(),
+        horizon=job.horizon,
+        freq=FREQ[job.bucket],
+        season_length=SEASON_LENGTH[job.bucket],
+        quantiles=job.quantiles,
+        backtest_origins=job.backtest_origins,
+        jobs=jobs,
+        candidates=job.candidates,
+    )
+    forecast_file, accuracy_file = chunk_paths(job.run_id, job.chunk)
+    lake.write_parquet(forecast_file, pa.Table.from_pandas(result.forecasts, preserve_index=False))
+    lake.write_parquet(accuracy_file, pa.Table.from_pandas(result.accuracy, preserve_index=False))
+
+
+async def _handle(lake: Lake, msg: Msg, jobs: int) -> None:
+    job = ChunkJob.from_bytes(msg.data)
+    delivered = msg.metadata.num_delivered
+    if not await asyncio.to_thread(lake.exists, history_path(job.run_id)):
+        # The coordinator gave up (or cleaned up) already: nobody will commit this chunk.
+        log.warning("forecast_chunk_orphaned", run_id=job.run_id, chunk=job.chunk)
+        await msg.term()
+        return
+    began = time.perf_counter()
+    alive = asyncio.create_task(_keep_alive(msg))
+    try:
+        await asyncio.to_thread(_forecast_chunk, lake, job, jobs)
+    except Exception as error:
+        log.exception("forecast_chunk_failed", run_id=job.run_id, chunk=job.chunk,
+                      delivered=delivered)  # fmt: skip
+        if delivered >= MAX_DELIVER:
+            # Last try: tell the coordinator at once rather than letting it wait to time out.
+            message = f"{type(error).__name__}: {error}".encode()
+            await asyncio.to_thread(lake.write_bytes, error_path(job.run_id, job.chunk), message)
+            await msg.term()
+        else:
+            await msg.nak(delay=5)
+        return
+    finally:
+        alive.cancel()
+    await msg.ack_sync()
+    log.info("forecast_chunk_done", run_id=job.run_id, chunk=job.chunk,
+             series=len(job.series_ids), delivered=delivered, pid=os.getpid(),
+             seconds=round(time.perf_counter() - began, 3))  # fmt: skip
+
+
+async def work(lake: Lake, js: JetStreamContext, *, stop: asyncio.Event, jobs: int) -> None:
+    """Forecast chunks from the work stream until `stop` is set (one chunk at a time).
+
+    A chunk under way when `stop` is set is finished first; a worker killed outright leaves
+    its chunk unacked, and JetStream hands it to another worker after `ACK_WAIT_SECONDS`.
+    """
+    await ensure_work_stream(js)
+    subscription = await js.pull_subscribe(
+        WORK_SUBJECTS,
+        durable=DURABLE,
+        stream=WORK_STREAM,
+        config=ConsumerConfig(
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=ACK_WAIT_SECONDS,
+            max_deliver=MAX_DELIVER,
+        ),
+    )
+    log.info("forecast_worker_ready", stream=WORK_STREAM, durable=DURABLE, pid=os.getpid())
+    while not stop.is_set():
+        try:
+            messages = await subscription.fetch(1, timeout=1.0)
+        except nats.errors.TimeoutError:
+            continue
+        for msg in messages:
+            await _handle(lake, msg, jobs)
+    await subscription.unsubscribe()
+    log.info("forecast_worker_stopped", pid=os.getpid())
+
+
+def run_distributed_once(
+    settings: NovaSettings,
+    options: ForecastOptions,
+    *,
+    chunk_size: int,
+    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
+    progress: Callable[[int, int], None] | None = None,
+) -> RunManifest | None:
+    """`run_once` over the workers: coordinate, commit, publish. None when gold has no demand."""
+    from services.forecaster.main import PRODUCER, publish, published_event
+    from services.forecaster.runner import NoHistoryError
+
+    lake = Lake.from_settings(settings.storage)
+
+    async def coordinate() -> RunManifest:
+        nc = await connect(settings.nats, name=f"{PRODUCER}-coordinator")
+        try:
+            return await run_distributed(
+                lake,
+                nc.jetstream(),
+                options,
+                chunk_size=chunk_size,
+                timeout_seconds=timeout_seconds,
+                progress=progress,
+            )
+        finally:
+            await nc.close()
+
+    try:
+        manifest = asyncio.run(coordinate())
+    except NoHistoryError as reason:
+        log.warning("forecast_skipped", reason=str(reason))
+        return None
+    asyncio.run(publish(settings, published_event(manifest, lake)))
+    return manifest
+
+
+async def run_worker(settings: NovaSettings) -> None:
+    """`python -m services.forecaster --worker`: take chunks until SIGTERM or SIGINT."""
+    import signal
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    lake = Lake.from_settings(settings.storage)
+    nc = await connect(settings.nats, name="forecaster-worker")
+    try:
+        await work(lake, nc.jetstream(), stop=stop, jobs=settings.forecaster.jobs)
+    finally:
+        await nc.close()
