@@ -30,6 +30,8 @@ def _bronze_rows(var: Path, dataset: str) -> dict[str, int]:
     """Source file name -> rows, over every bronze object of the dataset."""
     rows: dict[str, int] = {}
     for path in (var / "lake" / "bronze" / dataset).rglob("*.parquet"):
+        if path.name.startswith("."):
+            continue  # a staging file still being written; readers never see those
         table = pq.read_table(path)
         name = table.column("_source_file")[0].as_py()
         rows[name] = rows.get(name, 0) + table.num_rows
