@@ -219,11 +219,22 @@ class Builder:
 
     # --- reading ---------------------------------------------------------------------------
 
-    def _silver_rows(self, name: str, schema: pa.Schema, months: Months | None) -> pa.Table:
+    def _silver_rows(
+        self,
+        name: str,
+        schema: pa.Schema,
+        months: Months | None,
+        columns: tuple[str, ...] | None = None,
+    ) -> pa.Table:
+        if columns:
+            schema = pa.schema([schema.field(c) for c in columns])
         dataset = self._lake.delta_dataset("silver", name)
         if dataset is None:
             return schema.empty_table()
-        table = dataset.to_table(filter=None if months is None else _month_filter(months))
+        table = dataset.to_table(
+            columns=list(columns) if columns else None,
+            filter=None if months is None else _month_filter(months),
+        )
         return _conform(table, schema)
 
     def _gold_rows(self, name: str) -> pa.Table:
@@ -349,7 +360,12 @@ class Builder:
                 table = name.removeprefix("silver_")
                 schema = (SILVER.get(table) or _derived(table)).schema
                 by_month = transform.table in GOLD_BY_MONTH
-                inputs[name] = self._silver_rows(table, schema, months if by_month else None)
+                inputs[name] = self._silver_rows(
+                    table,
+                    schema,
+                    months if by_month else None,
+                    transform.input_columns.get(name),
+                )
             elif name.startswith("gold_"):
                 table = name.removeprefix("gold_")
                 inputs[name] = built[table] if table in built else self._gold_rows(table)

@@ -7,7 +7,8 @@ to the SQL cannot silently change what downstream readers get.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from importlib.resources import files
 from typing import Any
 
@@ -21,6 +22,9 @@ class Transform:
     table: str
     inputs: tuple[str, ...]
     schema: pa.Schema
+    # Columns the SQL reads from an input, when far fewer than the input has: whole-history
+    # inputs are read from disk on every build, and the unused columns were most of the cost.
+    input_columns: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def sql(self) -> str:
@@ -194,6 +198,19 @@ GOLD: dict[str, Transform] = {
                 "first_seen date, last_seen date, request_lines int64, total_quantity double, "
                 "adi double, cv2 double, demand_class string"
             ),
+            input_columns={
+                "silver_erp_requisitions": (
+                    "item_code",
+                    "item_description",
+                    "item_family",
+                    "unit",
+                    "requested_date",
+                    "quantity",
+                    "_ingested_at",
+                    "_content_sha256",
+                    "_source_row",
+                ),
+            },
         ),
         Transform(
             "gold",
@@ -204,6 +221,9 @@ GOLD: dict[str, Transform] = {
                 "state string, state_name string, first_seen date, last_seen date, "
                 "request_lines int64, in_sites_sheet bool"
             ),
+            input_columns={
+                "silver_erp_requisitions": ("depot_code", "requested_date"),
+            },
         ),
         Transform(
             "gold",

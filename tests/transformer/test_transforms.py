@@ -662,8 +662,7 @@ def test_gold_dim_item_latest_description_and_the_four_demand_classes():
             # population variance 2/3 -> CV2 = (2/3) / 25
             {"item_code": "I003", "item_description": "PARAFUSO M8", "item_family": "FERRAGENS",
              "unit": "UN", "first_seen": W[1], "last_seen": W[7], "request_lines": 3,
-             # (dim_item rounds ADI and CV2 to 6 places)
-             "total_quantity": 15.0, "adi": round(7 / 3, 6), "cv2": round(2 / 75, 6),
+             "total_quantity": 15.0, "adi": 7 / 3, "cv2": 2 / 75,
              "demand_class": "intermittent"},
             # 8 weeks, 2 with demand -> ADI 4; sizes 1, 9: mean 5, std 4 -> CV2 = 16/25
             {"item_code": "L004", "item_description": "GRAXA AZUL", "item_family": "CONSUMIVEIS",

@@ -38,10 +38,9 @@ shape AS (
     GROUP BY w.item_code
 ),
 classified AS (
-    -- Rounded so that the order of a parallel sum cannot flip an item across a cut-off.
     SELECT item_code,
-           round(weeks / demand_weeks, 6)                                 AS adi,
-           round(coalesce(power(std_size / nullif(mean_size, 0), 2), 0), 6) AS cv2
+           weeks / demand_weeks                                   AS adi,
+           coalesce(power(std_size / nullif(mean_size, 0), 2), 0) AS cv2
     FROM shape
 )
 SELECT
@@ -55,11 +54,13 @@ SELECT
     a.total_quantity,
     c.adi,
     c.cv2,
+    -- Compared after rounding: a parallel sum may differ in the last bits between builds,
+    -- and that must not move an item sitting on a cut-off from one class to another.
     CASE
         WHEN c.adi IS NULL THEN 'no_demand'
-        WHEN c.adi < 1.32 AND c.cv2 < 0.49 THEN 'smooth'
-        WHEN c.adi < 1.32 THEN 'erratic'
-        WHEN c.cv2 < 0.49 THEN 'intermittent'
+        WHEN round(c.adi, 9) < 1.32 AND round(c.cv2, 9) < 0.49 THEN 'smooth'
+        WHEN round(c.adi, 9) < 1.32 THEN 'erratic'
+        WHEN round(c.cv2, 9) < 0.49 THEN 'intermittent'
         ELSE 'lumpy'
     END                                               AS demand_class
 FROM latest AS l
