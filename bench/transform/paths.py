@@ -116,7 +116,9 @@ def instrument_builder(profiler: Profiler) -> None:
     p.patch(
         builds.Builder,
         "_silver_rows",
-        lambda self, name, schema=None, months=None, **_: f"read silver.{name} ({_months(months)})",
+        lambda self, name, schema=None, months=None, *_, **__: (
+            f"read silver.{name} ({_months(months)})"
+        ),
     )
     p.patch(builds.Builder, "_gold_rows", lambda self, name: f"read gold.{name} (whole)")
     p.patch(builds.Builder, "_bounds", "read bounds (date columns of silver)")
