@@ -36,6 +36,7 @@ class Split:
     train: NDArray[np.float64]  # (series, training months), NaN = empty cell
     months: int
     empty_cells: int
+    test_months: tuple[pd.Timestamp, ...]  # first day of each held-out month
 
     def subset(self, ids: list[str]) -> Split:
         keep = set(ids)
@@ -48,6 +49,7 @@ class Split:
             self.train[rows],
             self.months,
             int(np.isnan(self.test[rows]).sum() + np.isnan(self.train[rows]).sum()),
+            self.test_months,
         )
 
 
@@ -70,6 +72,7 @@ def load(path: Path) -> Split:
         train=train_wide.to_numpy(dtype=float),
         months=months,
         empty_cells=int(wide.isna().to_numpy().sum()),
+        test_months=tuple(pd.Timestamp(m) for m in wide.columns[wide.columns >= cut]),
     )
 
 

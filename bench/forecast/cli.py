@@ -1,6 +1,7 @@
 """`python -m bench.forecast`: our selected forecasts, every candidate alone and the zero
 forecast on the car-parts panel, scored as published_benchmarks.csv describes, beside the
-published numbers."""
+published numbers; then an inventory simulation of our forecasts over the hold-out
+(`bench/forecast/inventory.py`)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.forecast import carparts
+from bench.forecast import carparts, inventory
 from services.forecaster.models import ALL_MODELS, forecast_candidate, forecast_panel
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -239,6 +240,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     say(f"  WQL {ours_score.wql:.4f}, MASE {ours_score.mase:.4f}, {seconds:.1f} s")
     summary = _selection_summary(split, result.forecasts, result.accuracy)
+    say("inventory simulation of our forecasts over the held-out year ...")
+    try:
+        stock: dict[str, Any] | None = inventory.simulate(
+            split, result.forecasts, QUANTILES, seed=args.seed
+        )
+    except Exception as error:  # still report the accuracy table
+        stock = None
+        errors["inventory"] = f"{type(error).__name__}: {error}"
+        say(f"  inventory: FAILED {errors['inventory']}")
+    else:
+        say(f"  {stock['series']:,} series, {stock['seconds']:.1f} s")
 
     for model in ALL_MODELS:
         on_subset = model in SUBSET_MODELS
@@ -320,6 +332,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "rows": rows,
         "selection": summary,
+        "inventory": stock,
         "published": published,
         "targets": targets,
         "errors": errors,

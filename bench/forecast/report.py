@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench.forecast import inventory
+
 # Quoted by the task that set the target; published_benchmarks.csv itself holds MASE only.
 QUOTED_WQL = (
     ("best published (GIFT-Eval, as quoted in the task; not in the CSV)", 0.89),
@@ -65,6 +67,9 @@ def render(results: dict[str, Any]) -> str:
             f"{target['label']:34} {target['value']:>9.4f}   target < {target['target']:<7g} "
             f"{target['status']}"
         )
+    if results.get("inventory"):
+        lines.append("")
+        lines += inventory.render(results["inventory"])
     for model, error in (results.get("errors") or {}).items():
         lines.append(f"ERROR {model}: {error}")
     return "\n".join(lines)

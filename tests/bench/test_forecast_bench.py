@@ -51,6 +51,25 @@ def test_quick_run_scores_ours_every_candidate_and_zero(tmp_path):
     assert "ours: forecast_panel (selected per series)" in completed.stdout  # the table
     assert "target < 0.85" in completed.stdout
 
+    stock = results["inventory"]  # the inventory simulation of our forecasts
+    assert 0 < stock["series"] <= 200
+    assert stock["days"] == 365
+    assert {(r["lead_time_days"], r["target_service_level"]) for r in stock["rows"]} == {
+        (30, 0.90),
+        (30, 0.95),
+        (60, 0.90),
+        (60, 0.95),
+    }
+    for row in stock["rows"]:
+        for policy in ("ours", "classic"):
+            outcome = row[policy]
+            assert 0 <= outcome["cycle_service_level"] <= 1, row
+            assert 0 <= outcome["fill_rate"] <= 1, row
+            assert outcome["average_stock_per_series"] > 0, row
+            assert outcome["orders"] >= 0 and outcome["stockout_days"] >= 0, row
+        assert row["average_stock_ratio"] > 0, row
+    assert "inventory simulation over the held-out year" in completed.stdout
+
 
 def test_missing_data_file_skips_with_a_clear_message(tmp_path):
     out = tmp_path / "forecast.json"
