@@ -356,7 +356,7 @@ def test_broken_file_is_quarantined_with_a_report(env):
     assert "CUSTO DE MATERIAL E SERVIÇOS" in report["reason"]  # the sheet
     assert report["correlation_id"] == outcome.correlation_id
     assert datetime.fromisoformat(report["rejected_at"]) == NOW
-    # (which dataset a file in the inbox root is reported under: see the xfail test below)
+    # (which dataset a file in the inbox root is reported under: see the test below)
 
     ((event, message_id),) = env.publisher.published
     assert outcome.events == [event]
