@@ -100,6 +100,11 @@ class ForecasterSettings(BaseModel):
     interval_hours: float = Field(
         0.0, ge=0, description="Run again every this many hours (0: run once and exit)."
     )
+    site_min_nonzero_periods: int = Field(
+        12,
+        ge=0,
+        description="Also forecast item x site where it had demand in this many buckets (0: off).",
+    )
 
 
 class ApiSettings(BaseModel):

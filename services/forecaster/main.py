@@ -41,6 +41,7 @@ def options_from(settings: NovaSettings, **overrides: object) -> ForecastOptions
         "service_level": forecaster.service_level,
         "jobs": forecaster.jobs,
         "backtest_origins": forecaster.backtest_origins,
+        "site_min_nonzero_periods": forecaster.site_min_nonzero_periods,
     }
     values.update({k: v for k, v in overrides.items() if v is not None})
     return ForecastOptions(**values)  # type: ignore[arg-type]

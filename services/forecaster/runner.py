@@ -44,7 +44,9 @@ class ForecastOptions:
     service_level: float = 0.95
     jobs: int = 0  # 0: every core
     items: list[str] | None = None
-    by_site: bool = False
+    # Item × site series are added for pairs with at least this many buckets with demand
+    # ("where history allows"); 0 forecasts materials only. Policy stays per material.
+    site_min_nonzero_periods: int = 0
     backtest_origins: int = 3
     min_nonzero_periods: int = 2
     candidates: tuple[str, ...] | None = None
@@ -212,15 +214,24 @@ def prepare_run(
         table = lake.delta_table("gold", name)
         if table is not None:
             data_versions[f"gold.{name}"] = table.version()
+    demand = demand_table.to_pyarrow_table(
+        columns=["demand_date", "item_code", "site_code", "quantity"]
+    )
     history = bucket_history(
-        demand_table.to_pyarrow_table(
-            columns=["demand_date", "item_code", "site_code", "quantity"]
-        ),
+        demand,
         bucket=options.bucket,
-        by_site=options.by_site,
         items=options.items,
         min_nonzero_periods=options.min_nonzero_periods,
     )
+    if options.site_min_nonzero_periods and not history.empty:
+        by_site = bucket_history(
+            demand,
+            bucket=options.bucket,
+            by_site=True,
+            items=options.items,
+            min_nonzero_periods=options.site_min_nonzero_periods,
+        )
+        history = pd.concat([history, by_site], ignore_index=True)
     if history.empty:
         raise NoHistoryError("no series with enough demand history to forecast")
     return PreparedRun(run_id, started_at, began, data_versions, history)
@@ -320,7 +331,7 @@ def manifest_row(manifest: RunManifest) -> pa.Table:
         "service_level": options.service_level,
         "quantiles": list(options.quantiles),
         "backtest_origins": options.backtest_origins,
-        "by_site": options.by_site,
+        "site_min_nonzero_periods": options.site_min_nonzero_periods,
         "items": options.items,
         "jobs": options.workers,
         "candidates": list(options.models),

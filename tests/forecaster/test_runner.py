@@ -148,3 +148,21 @@ def test_run_once_publishes_forecast_published_on_real_nats(demo_var, nats_url):
     }
     assert event.series == manifest.series
     assert event.occurred_at <= datetime.now(UTC)
+
+
+def test_item_by_site_series_are_added_where_history_allows(demo_var):
+    lake = Lake.from_settings(NovaSettings(var_dir=demo_var).storage)
+    demand = lake.delta_table("gold", "fact_demand").to_pyarrow_table()
+    weekly = bucket_history(demand, bucket="week", by_site=True)
+    busy = weekly[weekly["y"] > 0].groupby("series_id").size()
+    threshold = int(busy.sort_values().iloc[-3])  # the three busiest item x site pairs qualify
+    expected_pairs = set(busy[busy >= threshold].index)
+    items_only = run_forecast(lake, _options())
+    manifest = run_forecast(lake, _options(site_min_nonzero_periods=threshold))
+    forecasts = read_live(lake, "fact_forecast").to_pandas()
+    with_site = forecasts[forecasts["site_code"].notna()]
+    assert set(with_site["series_id"]) == expected_pairs
+    assert manifest.series == items_only.series + len(expected_pairs)
+    assert (with_site["series_id"] == with_site["item_code"] + "|" + with_site["site_code"]).all()
+    policy = read_live(lake, "inventory_policy").to_pandas()
+    assert policy["item_code"].is_unique, "reorder points stay per material"

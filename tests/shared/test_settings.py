@@ -210,6 +210,7 @@ def test_every_listed_variable_is_actually_read(monkeypatch, tmp_path):
         "NOVA_FORECASTER__JOBS": "2",
         "NOVA_FORECASTER__BACKTEST_ORIGINS": "2",
         "NOVA_FORECASTER__INTERVAL_HOURS": "24",
+        "NOVA_FORECASTER__SITE_MIN_NONZERO_PERIODS": "3",
         "NOVA_API__HOST": "0.0.0.0",
         "NOVA_API__PORT": "9",
         "NOVA_API__MAX_PAGE_SIZE": "10",
