@@ -8,7 +8,8 @@ readable. The same code serves a local folder and any S3-compatible endpoint (Mi
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -105,6 +106,28 @@ class Lake:
         """Write `table` so that readers see the whole object or nothing; returns its size."""
         return self.write_parquet_batches(path, table.schema, table.to_batches())
 
+    @contextmanager
+    def _staged(self, path: str, suffix: str = "") -> Iterator[str]:
+        """A staging path to write to; moved onto `path` on success, removed on failure.
+
+        Locally a rename is atomic; on S3 a completed PUT is, but closing an upload completes
+        it, so a failed write goes to a key aside and never reaches the target key.
+        """
+        target = self._fs_path(path)
+        parent = target.rsplit("/", 1)[0]
+        staging = (
+            f"{parent}/.tmp-{uuid.uuid4().hex}{suffix}"
+            if isinstance(self._fs, pafs.LocalFileSystem)
+            else f"{self._fs_root}/_staging/{uuid.uuid4().hex}{suffix}"
+        )
+        self._fs.create_dir(parent, recursive=True)
+        try:
+            yield staging
+            self._fs.move(staging, target)
+        finally:
+            if self._fs.get_file_info(staging).type != pafs.FileType.NotFound:
+                self._fs.delete_file(staging)
+
     def write_parquet_batches(
         self, path: str, schema: pa.Schema, batches: Iterable[pa.RecordBatch]
     ) -> int:
@@ -113,61 +136,30 @@ class Lake:
         Memory stays at one batch. If the batches raise (a bad row half-way through a file),
         nothing appears at `path` and the partial object is removed.
         """
-        target = self._fs_path(path)
-        parent = target.rsplit("/", 1)[0]
-        # Locally a rename is atomic; on S3 a completed PUT is, but closing an upload completes
-        # it, so a failed stream is written aside and never reaches the target key.
-        staging = (
-            f"{parent}/.tmp-{uuid.uuid4().hex}.parquet"
-            if isinstance(self._fs, pafs.LocalFileSystem)
-            else f"{self._fs_root}/_staging/{uuid.uuid4().hex}.parquet"
-        )
-        self._fs.create_dir(parent, recursive=True)
-        try:
-            with pq.ParquetWriter(
-                staging, schema, filesystem=self._fs, compression="zstd"
-            ) as writer:
-                # Small batches are gathered so that row groups stay large enough to scan fast.
-                pending: list[pa.RecordBatch] = []
-                pending_rows = 0
-                for batch in batches:
-                    pending.append(batch)
-                    pending_rows += batch.num_rows
-                    if pending_rows >= ROW_GROUP_ROWS:
-                        writer.write_table(pa.Table.from_batches(pending, schema))
-                        pending, pending_rows = [], 0
-                if pending:
+        with (
+            self._staged(path, ".parquet") as staging,
+            pq.ParquetWriter(staging, schema, filesystem=self._fs, compression="zstd") as writer,
+        ):
+            # Small batches are gathered so that row groups stay large enough to scan fast.
+            pending: list[pa.RecordBatch] = []
+            pending_rows = 0
+            for batch in batches:
+                pending.append(batch)
+                pending_rows += batch.num_rows
+                if pending_rows >= ROW_GROUP_ROWS:
                     writer.write_table(pa.Table.from_batches(pending, schema))
-            self._fs.move(staging, target)
-        finally:
-            if self._fs.get_file_info(staging).type != pafs.FileType.NotFound:
-                self._fs.delete_file(staging)
-        return self._fs.get_file_info(target).size or 0
+                    pending, pending_rows = [], 0
+            if pending:
+                writer.write_table(pa.Table.from_batches(pending, schema))
+        return self._fs.get_file_info(self._fs_path(path)).size or 0
 
     def delete_file(self, path: str) -> None:
         self._fs.delete_file(self._fs_path(path))
 
     def write_bytes(self, path: str, data: bytes) -> None:
         """A small whole object (a report); readers see it complete or not at all."""
-        self.write_stream(path, [data])
-
-    def write_stream(self, path: str, chunks: Iterable[bytes]) -> None:
-        target = self._fs_path(path)
-        parent = target.rsplit("/", 1)[0]
-        self._fs.create_dir(parent, recursive=True)
-        staging = (
-            f"{parent}/.tmp-{uuid.uuid4().hex}"
-            if isinstance(self._fs, pafs.LocalFileSystem)
-            else f"{self._fs_root}/_staging/{uuid.uuid4().hex}"
-        )
-        try:
-            with self._fs.open_output_stream(staging) as out:
-                for chunk in chunks:
-                    out.write(chunk)
-            self._fs.move(staging, target)
-        finally:
-            if self._fs.get_file_info(staging).type != pafs.FileType.NotFound:
-                self._fs.delete_file(staging)
+        with self._staged(path) as staging, self._fs.open_output_stream(staging) as out:
+            out.write(data)
 
     def read_bytes(self, path: str) -> bytes:
         with self._fs.open_input_stream(self._fs_path(path)) as stream:

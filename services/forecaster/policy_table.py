@@ -86,9 +86,9 @@ def inventory_policy_table(
     period_days: int,
     quantiles: Sequence[float],
 ) -> pa.Table:
-    from services.forecaster.runner import BASE_QUANTILES
+    from services.forecaster.runner import forecast_column
 
-    columns = [f"p{round(q * 100):02d}" if q in BASE_QUANTILES else "p_service" for q in quantiles]
+    columns = [forecast_column(q) for q in quantiles]
     frame = forecasts.to_pandas()
     frame = frame[frame["site_code"].isna()].sort_values(["item_code", "step"])
     samples, fallback_days, fallback_std = _lead_time_samples(lake)

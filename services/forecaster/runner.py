@@ -37,6 +37,11 @@ OUTPUT_TABLES = ("fact_forecast", "forecast_accuracy", "inventory_policy")
 MANIFEST = "forecast_runs"
 
 
+def forecast_column(q: float) -> str:
+    """Column of quantile q in `gold.fact_forecast`: 0.1 → p10; the service level → p_service."""
+    return f"p{round(q * 100):02d}" if q in BASE_QUANTILES else "p_service"
+
+
 @dataclass(frozen=True)
 class ForecastOptions:
     bucket: Bucket = "week"
@@ -153,9 +158,14 @@ def _forecast_table(
         "step": pa.array(frame["step"].astype("int32"), pa.int32()),
         "model": pa.array(frame["model"], pa.string()),
     }
-    for q in BASE_QUANTILES:
-        columns[f"p{round(q * 100):02d}"] = pa.array(frame[f"q{q}"].astype(float), pa.float64())
-    columns["p_service"] = pa.array(frame[f"q{options.service_level}"].astype(float), pa.float64())
+    # Imported here: readers of the forecast tables (`read_live`) must not pull in the models.
+    from services.forecaster.models import quantile_column
+
+    for name, q in (
+        *((forecast_column(q), q) for q in BASE_QUANTILES),
+        ("p_service", options.service_level),
+    ):
+        columns[name] = pa.array(frame[quantile_column(q)].astype(float), pa.float64())
     columns["service_level"] = pa.array([options.service_level] * len(frame), pa.float64())
     columns["mean"] = pa.array(frame["mean"].astype(float), pa.float64())
     return pa.table(columns)

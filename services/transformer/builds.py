@@ -202,9 +202,6 @@ def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
     return table.select(schema.names).cast(schema)
 
 
-BRONZE_LINEAGE = ("_source_file", "_source_sheet", "_source_row", "_content_sha256", "_ingested_at")
-
-
 class Builder:
     def __init__(
         self,
@@ -246,17 +243,16 @@ class Builder:
         """Bronze objects of one dataset; extra (drifted) columns are left out of silver."""
         from services.ingestor.contracts import CONTRACTS
         from services.ingestor.parsing import ARROW_TYPES
+        from services.ingestor.service import LINEAGE_FIELDS
 
         contract = CONTRACTS[dataset]
-        fields = [pa.field(c.name, ARROW_TYPES[c.type]) for c in contract.columns]
-        fields += [pa.field("_source_row", pa.int32())]
-        fields += [
-            pa.field("_source_file", pa.string()),
-            pa.field("_source_sheet", pa.string()),
-            pa.field("_content_sha256", pa.string()),
-            pa.field("_ingested_at", pa.timestamp("us", tz="UTC")),
-        ]
-        schema = pa.schema(fields)
+        schema = pa.schema(
+            [
+                *(pa.field(c.name, ARROW_TYPES[c.type]) for c in contract.columns),
+                pa.field("_source_row", pa.int32()),
+                *LINEAGE_FIELDS,
+            ]
+        )
         tables = [_conform(self._lake.read_parquet(p), schema) for p in paths]
         return pa.concat_tables(tables) if tables else schema.empty_table()
 
@@ -311,16 +307,15 @@ class Builder:
 
     # --- gold ------------------------------------------------------------------------------
 
-    def _static_input(self, name: str, built: Mapping[str, pa.Table]) -> pa.Table:
+    def _static_input(self, name: str, bounds: Callable[[], pa.Table]) -> pa.Table:
         if name == "states":
             return STATES
         if name == "holidays":
-            bounds = self._bounds()
-            first = bounds.column("first_date")[0].as_py() or date.today()
-            last = bounds.column("last_date")[0].as_py() or date.today()
+            first = bounds().column("first_date")[0].as_py() or date.today()
+            last = bounds().column("last_date")[0].as_py() or date.today()
             return holidays_table(first.year, last.year + 1)
         if name == "bounds":
-            return self._bounds()
+            return bounds()
         raise KeyError(name)
 
     def _bounds(self) -> pa.Table:
@@ -352,7 +347,11 @@ class Builder:
         )
 
     def _gold_inputs(
-        self, transform: Transform, built: Mapping[str, pa.Table], months: Months | None
+        self,
+        transform: Transform,
+        built: Mapping[str, pa.Table],
+        months: Months | None,
+        bounds: Callable[[], pa.Table],
     ) -> dict[str, Any]:
         inputs: dict[str, Any] = {}
         for name in transform.inputs:
@@ -370,7 +369,7 @@ class Builder:
                 table = name.removeprefix("gold_")
                 inputs[name] = built[table] if table in built else self._gold_rows(table)
             else:
-                inputs[name] = self._static_input(name, built)
+                inputs[name] = self._static_input(name, bounds)
         return inputs
 
     def _compute_gold(
@@ -379,10 +378,13 @@ class Builder:
         """(full tables as they will be after this build, rows to write per table)."""
         built: dict[str, pa.Table] = {}
         to_write: dict[str, pa.Table] = {}
+        # Silver is already committed for this build: its date span is read once, not once per
+        # calendar input.
+        bounds = functools.cache(self._bounds)
         for name, transform in GOLD.items():
             if name not in targets:
                 continue
-            rows = transform.run(**self._gold_inputs(transform, built, months))
+            rows = transform.run(**self._gold_inputs(transform, built, months, bounds))
             to_write[name] = rows
             if name in GOLD_BY_MONTH and months is not None:
                 dataset = self._lake.delta_dataset("gold", name)

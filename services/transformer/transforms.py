@@ -89,7 +89,6 @@ LINEAGE = (
     "_source_file string, _source_sheet string, _source_row int32, _content_sha256 string, "
     "_ingested_at timestamp_utc"
 )
-LINEAGE_FIELDS = list(columns(LINEAGE))
 SILVER_KEY = "business_month date, _business_key string"
 
 

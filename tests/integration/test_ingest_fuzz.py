@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import random
-import subprocess
-import sys
 import time
 import zipfile
 
@@ -19,7 +16,8 @@ import httpx
 import pytest
 
 from services.demo.erp_workbook import generate_demo_workbook
-from tests.conftest import REPO_ROOT, free_port
+from tests.conftest import free_port
+from tests.integration.conftest import ingestor_process
 
 pytestmark = pytest.mark.slow
 
@@ -107,26 +105,16 @@ def test_a_few_hundred_broken_files_are_all_quarantined_and_the_ingestor_keeps_r
     inbox.mkdir(parents=True)
     staging.mkdir()
     metrics_port = free_port()
-    env = {
-        **os.environ,
-        "NOVA_VAR_DIR": str(var),
-        "NOVA_NATS__URL": nats_url,
-        "NOVA_INGESTOR__STABLE_SECONDS": "0.2",
-        "NOVA_INGESTOR__METRICS_PORT": str(metrics_port),
-        "NOVA_INGESTOR__MAX_FILE_BYTES": str(MAX_FILE_BYTES),
-        "NOVA_INGESTOR__MAX_UNCOMPRESSED_BYTES": str(MAX_UNCOMPRESSED_BYTES),
-        "NOVA_LOG__FORMAT": "json",
-    }
     log_path = tmp_path / "ingestor.log"
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "services.ingestor"],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
-    try:
+    with ingestor_process(
+        var,
+        nats_url,
+        log_path,
+        stable_seconds=0.2,
+        metrics_port=metrics_port,
+        max_file_bytes=MAX_FILE_BYTES,
+        max_uncompressed_bytes=MAX_UNCOMPRESSED_BYTES,
+    ) as process:
         everything = broken + good
         rng.shuffle(everything)
         for name, content in everything:
@@ -140,9 +128,6 @@ def test_a_few_hundred_broken_files_are_all_quarantined_and_the_ingestor_keeps_r
         assert not left, f"left in the inbox: {left[:10]}"
         assert process.poll() is None, "the ingestor died"
         metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
-    finally:
-        process.terminate()
-        process.wait(20)
 
     quarantine = var / "quarantine"
     reports = {p.name.removesuffix(".error.json"): p for p in quarantine.glob("*.error.json")}

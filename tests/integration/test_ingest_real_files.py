@@ -8,16 +8,14 @@ reason that names the candidates, as must the README (an unsupported type).
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 import time
 
 import pyarrow.parquet as pq
 import pytest
 
-from tests.conftest import REAL_DATA, REPO_ROOT, free_port
+from tests.conftest import REAL_DATA
+from tests.integration.conftest import ingestor_process
 
 pytestmark = pytest.mark.slow
 
@@ -40,24 +38,8 @@ def test_every_real_file_is_ingested_or_quarantined_with_a_reason(tmp_path, nats
     var = tmp_path / "var"
     inbox = var / "inbox"
     inbox.mkdir(parents=True)
-    env = {
-        **os.environ,
-        "NOVA_VAR_DIR": str(var),
-        "NOVA_NATS__URL": nats_url,
-        "NOVA_INGESTOR__STABLE_SECONDS": "0.2",
-        "NOVA_INGESTOR__METRICS_PORT": str(free_port()),
-        "NOVA_LOG__FORMAT": "json",
-    }
     log = tmp_path / "ingestor.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "services.ingestor"],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-    try:
+    with ingestor_process(var, nats_url, log, stable_seconds=0.2) as process:
         staging = tmp_path / "staging"
         staging.mkdir()
         for path in real_files:
@@ -68,9 +50,6 @@ def test_every_real_file_is_ingested_or_quarantined_with_a_reason(tmp_path, nats
             assert time.monotonic() < deadline, log.read_text()[-3000:]
             assert process.poll() is None, log.read_text()[-3000:]
             time.sleep(0.2)
-    finally:
-        process.terminate()
-        process.wait(20)
 
     rows: dict[str, int] = {}
     extras: dict[str, set[str]] = {}

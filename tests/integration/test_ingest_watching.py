@@ -3,16 +3,14 @@ slowly, moved in with `mv`, dropped into a dataset folder, with inotify or by po
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
-from tests.conftest import REPO_ROOT, free_port
+from tests.integration.conftest import ingestor_process
 
 pytestmark = pytest.mark.slow
 
@@ -56,26 +54,15 @@ def test_files_arriving_every_way_are_each_ingested_once_and_whole(tmp_path, nat
     outside = tmp_path / "outside"
     outside.mkdir()
     (inbox / "before-start.csv").write_bytes(_snapshot(50, "A"))
-    env = {
-        **os.environ,
-        "NOVA_VAR_DIR": str(var),
-        "NOVA_NATS__URL": nats_url,
-        "NOVA_INGESTOR__STABLE_SECONDS": "1.0",
-        "NOVA_INGESTOR__POLLING": "true" if polling else "false",
-        "NOVA_INGESTOR__POLL_INTERVAL_SECONDS": "0.3",
-        "NOVA_INGESTOR__METRICS_PORT": str(free_port()),
-        "NOVA_LOG__FORMAT": "json",
-    }
     log = tmp_path / "ingestor.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "services.ingestor"],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-    try:
+    with ingestor_process(
+        var,
+        nats_url,
+        log,
+        stable_seconds=1.0,
+        polling="true" if polling else "false",
+        poll_interval_seconds=0.3,
+    ) as process:
         _wait(lambda: "before-start.csv" in _bronze_rows(var, "stock_on_hand"), process, log)
 
         # A slow copy: half now, the rest after a pause shorter than stable_seconds.
@@ -102,6 +89,4 @@ def test_files_arriving_every_way_are_each_ingested_once_and_whole(tmp_path, nat
         assert not (var / "quarantine").exists() or not any((var / "quarantine").iterdir())
         left = sorted(p.name for p in inbox.rglob("*") if p.is_file())
         assert left == ["partial.csv.part", "~$lock.csv"], "temporary names are left alone"
-    finally:
-        process.terminate()
-        assert process.wait(20) == 0, log.read_text()[-2000:]
+    assert process.returncode == 0, log.read_text()[-2000:]
