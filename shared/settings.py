@@ -112,8 +112,44 @@ class ApiSettings(BaseModel):
     port: int = Field(8000, ge=1, le=65535, description="Port the API listens on.")
     max_page_size: int = Field(500, ge=1, description="Largest page a list endpoint returns.")
     version_check_seconds: float = Field(
-        1.0, ge=0, description="How often the API looks for a newer gold version."
+        5.0,
+        gt=0,
+        description="How often the API looks for a newer gold version when no event arrives.",
     )
+    keys: SecretStr = Field(
+        SecretStr(""),
+        description="Comma-separated API keys; when set, every /api route needs one "
+        "(Authorization: Bearer or X-API-Key). Empty: open.",
+    )
+    cors_origins: str = Field(
+        "", description="Comma-separated origins allowed to call the API from a browser."
+    )
+    max_date_range_days: int = Field(
+        3700, ge=1, description="Widest from..to range a history query may ask for."
+    )
+    max_query_bytes: int = Field(
+        2048, ge=64, description="Longest query string accepted (longer: 414)."
+    )
+    cache_entries: int = Field(
+        4096, ge=0, description="Responses kept in the in-process cache (keyed by gold version)."
+    )
+    cache_max_age_seconds: int = Field(
+        5, ge=0, description="max-age of the Cache-Control header on gold responses."
+    )
+    recent_ingestions: int = Field(
+        500, ge=1, description="Ingestion events the API keeps for /api/v1/ingestions."
+    )
+    follow_events: bool = Field(
+        True, description="Listen to NATS for new gold versions and ingestions."
+    )
+
+    @property
+    def key_list(self) -> list[str]:
+        return [k.strip() for k in self.keys.get_secret_value().split(",") if k.strip()]
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
 
 
 class LogSettings(BaseModel):

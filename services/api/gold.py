@@ -1,65 +1,288 @@
-"""Gold tables as immutable snapshots, reloaded only when a newer Delta version exists."""
+"""Gold as the API sees it: one immutable view per set of table versions, swapped atomically.
+
+A request takes `GoldState.current` once and reads every table through that view, so it sees
+one consistent set of versions even if a newer view is published while it runs. New views are
+prepared off the request path (the refresher thread) with the tables the old view had loaded
+already in memory, so a switch never makes a request wait for a load.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
-from dataclasses import dataclass
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from shared.logging import get_logger
+from shared.manifests import (
+    FORECAST_RUNS,
+    GOLD_BUILDS,
+    live_forecast_versions,
+    live_gold_versions,
+)
 from shared.storage import Lake
 
 log = get_logger(__name__)
 
+# Tables the API serves, with the column requests look rows up by (sorted on load).
+SERVED_TABLES: dict[str, str | None] = {
+    "dim_item": "item_code",
+    "dim_site": "site_code",
+    "dim_supplier": "supplier_name",
+    "dim_date": None,
+    "fact_demand": "item_code",
+    "fact_lead_time": "item_code",
+    "fact_stock": "item_code",
+    "fact_external_daily": None,
+    "mart_features": "item_code",
+    "dq_results": None,
+    "fact_forecast": "item_code",
+    "forecast_accuracy": None,
+    "inventory_policy": "item_code",
+    GOLD_BUILDS: None,
+    FORECAST_RUNS: None,
+}
+FORECAST_TABLES = ("fact_forecast", "forecast_accuracy", "inventory_policy")
+
+
+class UnknownVersionError(LookupError):
+    """`as_of_version` names a version the table never had."""
+
 
 @dataclass(frozen=True)
-class GoldSnapshot:
-    table: str
+class IndexedTable:
+    """A table sorted by its key column, with the row range of each key value."""
+
+    name: str
     version: int
     data: pa.Table
+    key: str | None
+    ranges: Mapping[str, tuple[int, int]]
+
+    @classmethod
+    def build(cls, name: str, version: int, data: pa.Table, key: str | None) -> IndexedTable:
+        if key is None or key not in data.column_names or data.num_rows == 0:
+            return cls(name, version, data, None, {})
+        data = data.sort_by(key)
+        # On sorted data value_counts lists the values in order, so running sums are offsets.
+        counts = pc.value_counts(data[key]).flatten()
+        values = counts[0].to_pylist()
+        sizes = counts[1].to_pylist()
+        ranges: dict[str, tuple[int, int]] = {}
+        start = 0
+        for value, size in zip(values, sizes, strict=True):
+            if value is not None:
+                ranges[value] = (start, size)
+            start += size
+        return cls(name, version, data, key, ranges)
+
+    def rows_for(self, value: str) -> pa.Table:
+        if self.key is None:
+            return self.data.filter(pc.equal(self.data[self.key or ""], value))
+        start, size = self.ranges.get(value, (0, 0))
+        return self.data.slice(start, size)
+
+    def has(self, value: str) -> bool:
+        return value in self.ranges
 
 
-class GoldReader:
-    """Holds the latest loaded version of each gold table; checks for a newer one at most
-    every `check_seconds`, so a burst of requests costs one look at the transaction log."""
+@dataclass(frozen=True)
+class Pin:
+    """The versions a view reads, and where they came from."""
 
-    def __init__(
-        self, lake: Lake, check_seconds: float, sort_keys: dict[str, str] | None = None
-    ) -> None:
+    versions: Mapping[str, int]
+    build_id: str | None = None
+    run_id: str | None = None
+
+    @property
+    def etag(self) -> str:
+        text = ",".join(f"{k}={v}" for k, v in sorted(self.versions.items()))
+        return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def resolve_pin(lake: Lake) -> Pin:
+    """Versions of the latest completed gold build and forecast run.
+
+    Tables no manifest names yet (a lake written before manifests existed) are read at their
+    latest version.
+    """
+    versions: dict[str, int] = {}
+    build_id = None
+    gold = live_gold_versions(lake)
+    if gold is not None:
+        build_id, versions = gold[0], dict(gold[1])
+    forecast = live_forecast_versions(lake) or {}
+    versions.update(forecast)
+    for name in SERVED_TABLES:
+        if name not in versions and (name not in FORECAST_TABLES or not forecast):
+            table = lake.delta_table("gold", name)
+            if table is not None:
+                versions[name] = table.version()
+    run_id = None
+    if FORECAST_RUNS in versions:
+        runs = lake.delta_table("gold", FORECAST_RUNS)
+        run_id = (runs.history(1) or [{}])[0].get("run_id") if runs is not None else None
+    return Pin(versions, build_id, run_id)
+
+
+@dataclass
+class GoldView:
+    """Gold at one pinned set of versions; tables load on first use and stay loaded."""
+
+    lake: Lake
+    pin: Pin
+    created_at: float = field(default_factory=time.time)
+    _tables: dict[str, IndexedTable | None] = field(default_factory=dict)
+    _locks: dict[str, threading.Lock] = field(default_factory=dict)
+    _guard: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def etag(self) -> str:
+        return self.pin.etag
+
+    def version(self, name: str) -> int | None:
+        return self.pin.versions.get(name)
+
+    def loaded(self) -> dict[str, IndexedTable]:
+        return {k: v for k, v in self._tables.items() if v is not None}
+
+    def adopt(self, table: IndexedTable) -> None:
+        """Reuse a table already in memory (same name and version) from an older view."""
+        if self.pin.versions.get(table.name) == table.version:
+            self._tables[table.name] = table
+
+    def table(self, name: str) -> IndexedTable | None:
+        """The table at this view's version, or None when gold has no such table yet."""
+        if name in self._tables:
+            return self._tables[name]
+        with self._guard:
+            lock = self._locks.setdefault(name, threading.Lock())
+        with lock:
+            if name not in self._tables:
+                self._tables[name] = self._load(name)
+        return self._tables[name]
+
+    def _load(self, name: str) -> IndexedTable | None:
+        version = self.pin.versions.get(name)
+        if version is None:
+            return None
+        started = time.perf_counter()
+        loaded = load_table(self.lake, name, version)
+        log.info(
+            "gold_table_loaded",
+            table=f"gold.{name}",
+            version=version,
+            rows=loaded.data.num_rows,
+            ms=round((time.perf_counter() - started) * 1000, 1),
+        )
+        return loaded
+
+
+def load_table(lake: Lake, name: str, version: int) -> IndexedTable:
+    delta = lake.delta_table("gold", name, version=version)
+    if delta is None:
+        raise UnknownVersionError(f"gold.{name} does not exist")
+    return IndexedTable.build(name, version, delta.to_pyarrow_table(), SERVED_TABLES.get(name))
+
+
+class GoldState:
+    """The current view, replaced whole by `refresh`; readers never lock."""
+
+    def __init__(self, lake: Lake, history_cache: int = 4) -> None:
         self._lake = lake
-        self._check_seconds = check_seconds
-        self._snapshots: dict[str, GoldSnapshot] = {}
-        self._checked_at: dict[str, float] = {}
-        self._lock = threading.Lock()
-        self._sort_keys = sort_keys or {}
+        self.current = GoldView(lake, Pin({}))
+        self._refresh_lock = threading.Lock()
+        self._history: OrderedDict[tuple[str, int], IndexedTable] = OrderedDict()
+        self._history_lock = threading.Lock()
+        self._history_size = history_cache
+        self.last_checked: datetime | None = None
+        self.last_error: str | None = None
 
-    def snapshot(self, table: str) -> GoldSnapshot | None:
-        now = time.monotonic()
-        with self._lock:
-            current = self._snapshots.get(table)
-            if current is not None and now - self._checked_at.get(table, 0.0) < self._check_seconds:
-                return current
-            self._checked_at[table] = now
-            delta = self._lake.delta_table("gold", table)
-            if delta is None:
-                return None
-            version = delta.version()
-            if current is not None and current.version == version:
-                return current
-            data = delta.to_pyarrow_table()
-            if table in self._sort_keys:  # paging needs a stable order, whatever the file order
-                data = data.sort_by(self._sort_keys[table])
-            loaded = GoldSnapshot(table, version, data)
-            self._snapshots[table] = loaded
-            commit = (delta.history(1) or [{}])[0]
+    def refresh(self) -> bool:
+        """Publish a new view if gold moved; returns whether it did."""
+        with self._refresh_lock:
+            try:
+                pin = resolve_pin(self._lake)
+                self.last_error = None
+            except Exception as error:  # storage down: keep serving the view we have
+                self.last_error = f"{type(error).__name__}: {error}"
+                log.warning("gold_version_check_failed", error=self.last_error)
+                return False
+            finally:
+                self.last_checked = datetime.now().astimezone()
+            old = self.current
+            if pin.versions == old.pin.versions:
+                return False
+            view = GoldView(self._lake, pin)
+            for table in old.loaded().values():
+                view.adopt(table)
+            for name in old.loaded():
+                view.table(name)  # load the changed tables now, before anyone reads them
+            self.current = view
             log.info(
-                "gold_version_loaded",
-                table=f"gold.{table}",
-                version=version,
-                rows=loaded.data.num_rows,
-                correlation_id=commit.get("correlation_id"),
-                build_id=commit.get("build_id"),
+                "gold_view_switched",
+                build_id=pin.build_id,
+                run_id=pin.run_id,
+                versions=dict(pin.versions),
+                etag=pin.etag,
             )
-            return loaded
+            return True
+
+    def table_at(self, name: str, version: int) -> IndexedTable:
+        """A past (or current) version of a table, for `as_of_version`; a few are kept."""
+        view = self.current
+        if view.version(name) == version:
+            loaded = view.table(name)
+            if loaded is not None:
+                return loaded
+        key = (name, version)
+        with self._history_lock:
+            if key in self._history:
+                self._history.move_to_end(key)
+                return self._history[key]
+        try:
+            loaded = load_table(self._lake, name, version)
+        except UnknownVersionError:
+            raise
+        except Exception as error:
+            raise UnknownVersionError(f"gold.{name} has no version {version}") from error
+        with self._history_lock:
+            self._history[key] = loaded
+            while len(self._history) > self._history_size:
+                self._history.popitem(last=False)
+        return loaded
+
+
+class Refresher:
+    """Checks for new gold versions every `interval` seconds, or at once when poked."""
+
+    def __init__(self, state: GoldState, interval: float) -> None:
+        self._state = state
+        self._interval = interval
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="gold-refresher", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def poke(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self._interval)
+            self._wake.clear()
+            if not self._stop.is_set():
+                self._state.refresh()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import uvicorn
 
 from services.api.app import create_app
+from services.api.feed import EventFeed
 from shared.logging import configure_logging
 from shared.settings import NovaSettings
 from shared.storage import Lake
@@ -13,7 +16,16 @@ from shared.storage import Lake
 def main() -> None:
     settings = NovaSettings()
     configure_logging("api", settings.log)
-    app = create_app(settings.api, Lake.from_settings(settings.storage))
+
+    def feed(on_gold_changed: Callable[[], None]) -> EventFeed:
+        return EventFeed(settings.nats, on_gold_changed, settings.api.recent_ingestions)
+
+    app = create_app(
+        settings.api,
+        Lake.from_settings(settings.storage),
+        feed_factory=feed if settings.api.follow_events else None,
+        quarantine_dir=settings.ingestor.quarantine_dir,
+    )
     uvicorn.run(app, host=settings.api.host, port=settings.api.port, log_config=None)
 
 

@@ -3,7 +3,7 @@
 A run writes `gold.fact_forecast`, `gold.forecast_accuracy` and `gold.inventory_policy`, then
 appends one row to `gold.forecast_runs` naming the versions it wrote. That manifest row is the
 commit point: readers take the tables at the versions of the latest manifest row (see
-`live_versions`), so a run that fails or is interrupted before its manifest leaves the previous
+`shared.manifests`), so a run that fails or is interrupted before its manifest leaves the previous
 forecasts live, however far it got.
 """
 
@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from services.forecaster.history import FREQ, PERIOD_DAYS, SEASON_LENGTH, Bucket, bucket_history
 from shared.logging import get_logger
+from shared.manifests import FORECAST_RUNS
 from shared.storage import Lake
 
 if TYPE_CHECKING:
@@ -34,7 +34,6 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 BASE_QUANTILES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 OUTPUT_TABLES = ("fact_forecast", "forecast_accuracy", "inventory_policy")
-MANIFEST = "forecast_runs"
 
 
 def forecast_column(q: float) -> str:
@@ -117,27 +116,6 @@ def code_version() -> str:
     except OSError:
         commit = ""
     return f"{package}+{commit}" if commit else package
-
-
-def live_versions(lake: Lake) -> dict[str, int] | None:
-    """Versions of the forecast tables that readers should use: the latest manifest's."""
-    manifest = lake.delta_table("gold", MANIFEST)
-    if manifest is None:
-        return None
-    runs = manifest.to_pyarrow_table(columns=["finished_at", "table_versions"])
-    if runs.num_rows == 0:
-        return None
-    latest = runs.take([pc.index(runs["finished_at"], pc.max(runs["finished_at"])).as_py()])
-    return {k: int(v) for k, v in json.loads(latest["table_versions"][0].as_py()).items()}
-
-
-def read_live(lake: Lake, table: str) -> pa.Table | None:
-    """A forecast table as of the latest completed run."""
-    versions = live_versions(lake)
-    if versions is None or table not in versions:
-        return None
-    delta = lake.delta_table("gold", table, version=versions[table])
-    return None if delta is None else delta.to_pyarrow_table()
 
 
 def _forecast_table(
@@ -327,7 +305,9 @@ def commit_run(
         code_version=code_version(),
         extra={"seconds": round(time.perf_counter() - prepared.began, 3), **(extra or {})},
     )
-    lake.write_delta("gold", MANIFEST, manifest_row(manifest), mode="append", metadata=metadata)
+    lake.write_delta(
+        "gold", FORECAST_RUNS, manifest_row(manifest), mode="append", metadata=metadata
+    )
     log.info("forecast_run_committed", run_id=run_id, series=series, tables=versions,
              selected_models=selected_models, seconds=manifest.extra["seconds"])  # fmt: skip
     return manifest

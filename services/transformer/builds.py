@@ -11,6 +11,7 @@ error-severity check fails.
 from __future__ import annotations
 
 import functools
+import json
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ from services.transformer.transforms import (
 )
 from shared.events import BronzeIngested, TableVersion
 from shared.logging import get_logger
+from shared.manifests import GOLD_BUILDS
 from shared.storage import DeltaCommit, Lake
 
 log = get_logger(__name__)
@@ -441,6 +443,23 @@ class Builder:
         metadata = {"build_id": build_id, "correlation_id": build_id, "rebuild": "full"}
         return self._finish_build(build_id, commits, gold_targets(set(datasets)), None, metadata)
 
+    def _record_build(self, build_id: str, metadata: Mapping[str, Any]) -> None:
+        """Append the versions every gold table has once this build is committed; builds are
+        serialized (one lease holder), so this set is what the build left behind."""
+        versions: dict[str, int] = {}
+        for name in [*GOLD, "dq_results"]:
+            table = self._lake.delta_table("gold", name)
+            if table is not None:
+                versions[name] = table.version()
+        row = pa.table(
+            {
+                "build_id": [build_id],
+                "finished_at": pa.array([self._clock()], pa.timestamp("us", tz="UTC")),
+                "table_versions": [json.dumps(versions, sort_keys=True)],
+            }
+        )
+        self._lake.write_delta("gold", GOLD_BUILDS, row, mode="append", metadata=metadata)
+
     def _gate(
         self,
         build_id: str,
@@ -545,6 +564,7 @@ class Builder:
                 rows_written=rows.num_rows,
             )
             commits.append(commit)
+        self._record_build(build_id, metadata)
         return BuildResult(
             build_id,
             _versions(commits),

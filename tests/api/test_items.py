@@ -59,13 +59,19 @@ def lake(tmp_path):
 
 @pytest.fixture
 def client(lake):
-    app = create_app(ApiSettings(version_check_seconds=0, max_page_size=3), lake)
+    # The refresher thread never fires on its own here: tests publish, then refresh.
+    app = create_app(ApiSettings(version_check_seconds=3600, max_page_size=3), lake)
     with TestClient(app) as test_client:
         yield test_client
 
 
-def publish_gold(lake, rows):
-    return lake.write_delta("gold", "dim_item", gold_table(rows), mode="overwrite")
+def publish_gold(lake, rows, client=None):
+    """Commit dim_item and, given a client, let its API see the new version (what the
+    refresher thread does on an event or on its period)."""
+    commit = lake.write_delta("gold", "dim_item", gold_table(rows), mode="overwrite")
+    if client is not None:
+        assert client.app.state.gold.refresh()
+    return commit
 
 
 def items(client, **params):
@@ -82,15 +88,15 @@ def test_health(client):
 
 def test_empty_lake_gives_an_empty_page(client):
     body = items(client, limit=3)
-    assert body == {"items": [], "total": 0, "limit": 3, "offset": 0, "gold_version": None}
+    assert body == {"items": [], "total": 0, "limit": 3, "offset": 0, "version": None}
     assert items(client, limit=2, offset=5)["total"] == 0
 
 
 def test_items_are_served_with_every_field(client, lake):
-    publish_gold(lake, ITEMS)
+    publish_gold(lake, ITEMS, client)
     body = items(client, limit=3)
     assert body["total"] == 5
-    assert body["gold_version"] == 0
+    assert body["version"] == 0
     assert body["limit"] == 3
     assert body["offset"] == 0
     # Ordered by code as text, whatever order gold stores rows in.
@@ -104,11 +110,14 @@ def test_items_are_served_with_every_field(client, lake):
         "last_seen": "2025-02-01",
         "request_lines": 7,
         "total_quantity": 21.0,
+        "adi": None,
+        "cv2": None,
+        "demand_class": None,
     }
 
 
 def test_null_unit_and_dates_are_served_as_null(client, lake):
-    publish_gold(lake, ITEMS)
+    publish_gold(lake, ITEMS, client)
     pages = [items(client, limit=3, offset=offset)["items"] for offset in (0, 3)]
     by_code = {i["item_code"]: i for page in pages for i in page}
     assert by_code["010826"]["first_seen"] is None
@@ -117,7 +126,7 @@ def test_null_unit_and_dates_are_served_as_null(client, lake):
 
 
 def test_pagination(client, lake):
-    publish_gold(lake, ITEMS)
+    publish_gold(lake, ITEMS, client)
     pages = [items(client, limit=2, offset=offset) for offset in (0, 2, 4, 6)]
     assert [[i["item_code"] for i in p["items"]] for p in pages] == [
         ["000123", "010825"],
@@ -131,7 +140,7 @@ def test_pagination(client, lake):
 
 def test_default_limit_is_50(lake):
     publish_gold(lake, ITEMS)
-    app = create_app(ApiSettings(version_check_seconds=0), lake)
+    app = create_app(ApiSettings(), lake)
     with TestClient(app) as client:
         body = items(client)
     assert body["limit"] == 50
@@ -139,7 +148,7 @@ def test_default_limit_is_50(lake):
 
 
 def test_request_without_limit_never_exceeds_max_page_size(client, lake):
-    publish_gold(lake, ITEMS)  # 5 items, the client's max_page_size is 3
+    publish_gold(lake, ITEMS, client)  # 5 items, the client's max_page_size is 3
     body = items(client)
     assert body["total"] == 5
     assert body["limit"] <= 3
@@ -158,13 +167,13 @@ def test_request_without_limit_never_exceeds_max_page_size(client, lake):
     ],
 )
 def test_invalid_query_parameters_are_422(client, lake, params):
-    publish_gold(lake, ITEMS)
+    publish_gold(lake, ITEMS, client)
     response = client.get("/api/v1/items", params=params)
     assert response.status_code == 422
 
 
 def test_family_filter_is_exact_and_case_insensitive(client, lake):
-    publish_gold(lake, ITEMS)
+    publish_gold(lake, ITEMS, client)
     body = items(client, family="epi")
     assert [i["item_code"] for i in body["items"]] == ["000123", "012000"]
     assert body["total"] == 2
@@ -174,7 +183,7 @@ def test_family_filter_is_exact_and_case_insensitive(client, lake):
 
 
 def test_q_searches_code_and_description(client, lake):
-    publish_gold(lake, ITEMS)
+    publish_gold(lake, ITEMS, client)
     assert [i["item_code"] for i in items(client, q="0108")["items"]] == ["010825", "010826"]
     assert [i["item_code"] for i in items(client, q="cabo")["items"]] == ["010825", "010826"]
     assert [i["item_code"] for i in items(client, q="2,5mm")["items"]] == ["010825"]
@@ -185,28 +194,28 @@ def test_q_searches_code_and_description(client, lake):
 
 
 def test_q_is_literal_text_not_a_pattern(client, lake):
-    publish_gold(lake, ITEMS)
+    publish_gold(lake, ITEMS, client)
     assert items(client, q=".*")["total"] == 0
     assert items(client, q="(")["total"] == 0
 
 
 def test_a_new_gold_version_is_picked_up(client, lake):
-    publish_gold(lake, ITEMS[:2])
+    publish_gold(lake, ITEMS[:2], client)
     first = items(client)
-    assert (first["gold_version"], first["total"]) == (0, 2)
-    publish_gold(lake, ITEMS)
+    assert (first["version"], first["total"]) == (0, 2)
+    publish_gold(lake, ITEMS, client)
     second = items(client)
-    assert (second["gold_version"], second["total"]) == (1, 5)
-    publish_gold(lake, ITEMS[2:3])
+    assert (second["version"], second["total"]) == (1, 5)
+    publish_gold(lake, ITEMS[2:3], client)
     third = items(client)
-    assert (third["gold_version"], third["total"]) == (2, 1)
+    assert (third["version"], third["total"]) == (2, 1)
     assert third["items"][0]["item_code"] == "010825"
 
 
 def test_first_gold_version_appears_after_an_empty_start(client, lake):
-    assert items(client)["gold_version"] is None
-    publish_gold(lake, ITEMS)
-    assert items(client)["gold_version"] == 0
+    assert items(client)["version"] is None
+    publish_gold(lake, ITEMS, client)
+    assert items(client)["version"] == 0
 
 
 def test_version_check_interval_keeps_serving_the_loaded_snapshot(lake):
@@ -215,5 +224,5 @@ def test_version_check_interval_keeps_serving_the_loaded_snapshot(lake):
     with TestClient(app) as client:
         assert items(client)["total"] == 2
         publish_gold(lake, ITEMS)
-        body = items(client)  # within the interval: no look at the transaction log
-    assert (body["gold_version"], body["total"]) == (0, 2)
+        body = items(client)  # no event, within the interval: the loaded view is served
+    assert (body["version"], body["total"]) == (0, 2)

@@ -20,8 +20,11 @@ from services.forecaster.distributed import (
     run_distributed,
 )
 from services.forecaster.history import bucket_history
-from services.forecaster.runner import MANIFEST, ForecastOptions, live_versions, read_live
+from services.forecaster.runner import ForecastOptions
 from shared.broker import connect
+from shared.manifests import FORECAST_RUNS as MANIFEST
+from shared.manifests import live_forecast_versions as live_versions
+from shared.manifests import read_live
 from shared.settings import NovaSettings
 from shared.storage import Lake
 from tests.conftest import REPO_ROOT

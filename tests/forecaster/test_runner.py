@@ -15,12 +15,12 @@ from services.forecaster.main import run_once
 from services.forecaster.runner import (
     ForecastOptions,
     NoHistoryError,
-    live_versions,
-    read_live,
     run_forecast,
 )
 from shared.broker import connect, ensure_stream
 from shared.events import ForecastPublished
+from shared.manifests import live_forecast_versions as live_versions
+from shared.manifests import read_live
 from shared.settings import NovaSettings
 from shared.storage import Lake
 

@@ -1,0 +1,110 @@
+"""What the API hears from NATS: new gold versions (to switch at once) and ingestions.
+
+The API keeps working without NATS: versions are then found by the periodic check, and the
+ingestion list stays empty until the broker is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import deque
+from collections.abc import Callable
+from contextlib import suppress
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.js.api import ConsumerConfig, DeliverPolicy
+
+from shared.broker import connect
+from shared.events import SUBJECT_ROOT, ForecastPublished, GoldUpdated
+from shared.logging import get_logger
+from shared.settings import NatsSettings
+
+log = get_logger(__name__)
+
+INGESTED = f"{SUBJECT_ROOT}.bronze.ingested.*"
+REJECTED = f"{SUBJECT_ROOT}.ingest.rejected.*"
+HISTORY_DAYS = 7
+
+
+def ingestion_record(subject: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """One line of `/api/v1/ingestions` from a BronzeIngested or IngestRejected payload."""
+    rejected = ".ingest.rejected." in subject
+    return {
+        "occurred_at": payload["occurred_at"],
+        "outcome": "rejected" if rejected else "ingested",
+        "dataset": payload.get("dataset", "unknown"),
+        "source_name": payload.get("source_name", ""),
+        "row_count": payload.get("row_count"),
+        "bronze_path": payload.get("bronze_path"),
+        "reason": payload.get("reason"),
+        "column": payload.get("column"),
+        "row": payload.get("row"),
+    }
+
+
+class EventFeed:
+    def __init__(
+        self, settings: NatsSettings, on_gold_changed: Callable[[], None], keep: int
+    ) -> None:
+        self._settings = settings
+        self._on_gold_changed = on_gold_changed
+        self._recent: deque[dict[str, Any]] = deque(maxlen=keep)
+        self._client: NatsClient | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def connected(self) -> bool:
+        return self._client is not None and self._client.is_connected
+
+    def recent(self, limit: int) -> list[dict[str, Any]]:
+        ordered = sorted(self._recent, key=lambda r: r["occurred_at"], reverse=True)
+        return ordered[:limit]
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._task
+        if self._client is not None and not self._client.is_closed:
+            await self._client.close()
+
+    async def _run(self) -> None:
+        self._client = await connect(self._settings, "nova-api")  # retries until the broker is up
+        for subject in (GoldUpdated.subject_template, ForecastPublished.subject_template):
+            await self._client.subscribe(subject, cb=self._on_version)
+        js = self._client.jetstream()
+        since = datetime.now(UTC) - timedelta(days=HISTORY_DAYS)
+        pending = [INGESTED, REJECTED]
+        while pending:  # the stream may not exist until the first service declares it
+            subject = pending[0]
+            try:
+                await js.subscribe(
+                    subject,
+                    cb=self._on_ingestion,
+                    ordered_consumer=True,
+                    config=ConsumerConfig(
+                        deliver_policy=DeliverPolicy.BY_START_TIME, opt_start_time=since
+                    ),
+                )
+                pending.pop(0)
+            except Exception as error:
+                log.info("ingestion_feed_waiting", subject=subject, error=str(error))
+                await asyncio.sleep(2)
+        log.info("event_feed_following", url=self._settings.url)
+
+    async def _on_version(self, msg: Msg) -> None:
+        log.info("gold_change_heard", subject=msg.subject)
+        self._on_gold_changed()
+
+    async def _on_ingestion(self, msg: Msg) -> None:
+        try:
+            self._recent.append(ingestion_record(msg.subject, json.loads(msg.data)))
+        except (ValueError, KeyError) as error:
+            log.warning("ingestion_event_unreadable", subject=msg.subject, error=str(error))

@@ -1,0 +1,38 @@
+"""Fixtures of the API tests: gold and a forecast run built from demo data by the real
+ingestor, transformer and forecaster."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from services.forecaster.runner import ForecastOptions, run_forecast
+from shared.storage import Lake
+from tests.demo_lake import build_demo_gold
+
+FAST_MODELS = ("Zero", "EmpiricalQuantile", "CrostonSBA", "SeasonalNaive")
+
+
+@pytest.fixture(scope="session")
+def demo_gold(tmp_path_factory):
+    """A var dir with demo gold and one forecast run (item and item x site series)."""
+    var = tmp_path_factory.mktemp("api") / "var"
+    settings = build_demo_gold(var, seed=11, items=30, depots=8, days=500)
+    lake = Lake.from_settings(settings.storage)
+    run_forecast(
+        lake,
+        ForecastOptions(
+            horizon=8, jobs=1, backtest_origins=2, site_min_nonzero_periods=8,
+            candidates=FAST_MODELS,
+        ),
+    )  # fmt: skip
+    return var
+
+
+@pytest.fixture
+def gold_var(demo_gold, tmp_path):
+    """A private copy of the demo var dir, for tests that change gold."""
+    copy = tmp_path / "var"
+    shutil.copytree(demo_gold, copy)
+    return copy
