@@ -10,6 +10,8 @@ help:
 	@echo "make run   - install, start the whole stack with demo data, print where to look"
 	@echo "make test  - install and run the whole test suite (lint included)"
 	@echo "make lint  - ruff"
+	@echo "make bench - all benchmarks (bench-ingest, bench-transform, bench-forecast, bench-api)"
+	@echo "make test-browser - the dashboard test in headless Chromium"
 	@echo "make clean - remove the virtualenv and local state (var/)"
 
 $(INSTALLED): pyproject.toml
@@ -29,7 +31,7 @@ test: $(INSTALLED) lint
 	$(BIN)/python -m pytest
 
 # Benchmarks: `make bench` runs them all; pass options with BENCH_ARGS="--quick".
-bench: bench-ingest bench-transform bench-forecast
+bench: bench-ingest bench-transform bench-forecast bench-api
 
 .PHONY: bench-ingest
 bench-ingest: $(INSTALLED)
@@ -42,6 +44,15 @@ bench-transform: $(INSTALLED)
 .PHONY: bench-forecast
 bench-forecast: $(INSTALLED)
 	$(BIN)/python -m bench.forecast $(BENCH_ARGS)
+
+.PHONY: bench-api
+bench-api: $(INSTALLED)
+	$(BIN)/python -m bench.api $(BENCH_ARGS)
+
+# The dashboard in headless Chromium (also part of `make test`; skipped without Chromium).
+.PHONY: test-browser
+test-browser: $(INSTALLED)
+	$(BIN)/python -m pytest tests/api/test_dashboard_browser.py -v
 
 clean:
 	rm -rf $(VENV) var
