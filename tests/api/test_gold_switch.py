@@ -1,0 +1,213 @@
+"""New gold versions mid-load: every answer comes from one build, none fails, none waits.
+
+Each synthetic build k writes dim_item with request_lines = k, then (after a pause, like a real
+build committing tables one by one) fact_demand whose only site is S<k>, then the build
+manifest. `/api/v1/items/{code}` answers from both tables, so a response mixing two builds
+shows as request_lines != the number in its site name.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from datetime import UTC, date, datetime
+
+import httpx
+import pyarrow as pa
+import pytest
+import uvicorn
+
+from services.api import gold as gold_module
+from services.api.app import create_app
+from services.api.gold import GoldState
+from services.transformer.transforms import GOLD
+from shared.manifests import GOLD_BUILDS
+from shared.settings import ApiSettings, StorageSettings
+from shared.storage import Lake
+from tests.conftest import free_port
+
+CODES = [f"{n:06d}" for n in range(1, 6)]
+
+
+def conform(rows: dict, name: str) -> pa.Table:
+    schema = GOLD[name].schema
+    count = len(next(iter(rows.values())))
+    return pa.table({f.name: pa.array(rows.get(f.name, [None] * count), f.type) for f in schema})
+
+
+def commit_build(lake: Lake, k: int, pause: float = 0.0) -> None:
+    build_id = f"{k:032x}"
+    meta = {"build_id": build_id}
+    items = conform(
+        {
+            "item_code": CODES,
+            "item_description": [f"ITEM {c}" for c in CODES],
+            "request_lines": [k] * len(CODES),
+        },
+        "dim_item",
+    )
+    versions = {"dim_item": lake.write_delta("gold", "dim_item", items, mode="overwrite",
+                                             metadata=meta).version}  # fmt: skip
+    time.sleep(pause)  # readers looking now see a new dim_item and the old fact_demand
+    demand = conform(
+        {
+            "demand_date": [date(2025, 1, 1)] * len(CODES),
+            "item_code": CODES,
+            "site_code": [f"S{k}"] * len(CODES),
+            "quantity": [1.0] * len(CODES),
+            "request_lines": [1] * len(CODES),
+            "requests": [1] * len(CODES),
+            "business_month": [date(2025, 1, 1)] * len(CODES),
+        },
+        "fact_demand",
+    )
+    versions["fact_demand"] = lake.write_delta(
+        "gold", "fact_demand", demand, mode="overwrite", metadata=meta
+    ).version
+    manifest = pa.table(
+        {
+            "build_id": [build_id],
+            "finished_at": pa.array([datetime.now(UTC)], pa.timestamp("us", tz="UTC")),
+            "table_versions": [json.dumps(versions)],
+        }
+    )
+    lake.write_delta("gold", GOLD_BUILDS, manifest, mode="append", metadata=meta)
+
+
+@pytest.fixture
+def lake(tmp_path):
+    return Lake.from_settings(StorageSettings(local_root=tmp_path / "lake"))
+
+
+@pytest.fixture
+def server(lake):
+    """The API in a real uvicorn server (threads, sockets), checking gold every 20 ms."""
+    commit_build(lake, 1)
+    port = free_port()
+    app = create_app(ApiSettings(version_check_seconds=0.02), lake)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, log_level="error")
+    uv = uvicorn.Server(config)
+    thread = threading.Thread(target=uv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not uv.started:
+        assert time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    uv.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.mark.slow
+def test_gold_updates_mid_load_give_no_mixed_or_failed_answers(lake, server):
+    stop = threading.Event()
+    answers: list[tuple[int, int, list[str], str]] = []
+    failures: list[str] = []
+
+    def load(worker: int) -> None:
+        with httpx.Client(base_url=server, timeout=10) as http:
+            n = 0
+            while not stop.is_set():
+                code = CODES[(worker + n) % len(CODES)]
+                n += 1
+                try:
+                    response = http.get(f"/api/v1/items/{code}")
+                except httpx.HTTPError as error:
+                    failures.append(repr(error))
+                    continue
+                if response.status_code != 200:
+                    failures.append(f"{response.status_code} {response.text[:200]}")
+                    continue
+                body = response.json()
+                answers.append(
+                    (worker, body["request_lines"], body["sites"], response.headers["etag"])
+                )
+
+    workers = [threading.Thread(target=load, args=(w,)) for w in range(6)]
+    for w in workers:
+        w.start()
+    builds = 12
+    for k in range(2, builds + 1):
+        commit_build(lake, k, pause=0.15)
+        time.sleep(0.1)
+    time.sleep(0.3)
+    stop.set()
+    for w in workers:
+        w.join(timeout=30)
+
+    assert not failures, failures[:5]
+    mixed = [a for a in answers if a[2] != [f"S{a[1]}"]]
+    assert not mixed, f"{len(mixed)} of {len(answers)} answers mixed two builds: {mixed[:3]}"
+    seen = {a[1] for a in answers}
+    assert len(answers) > 200
+    assert builds in seen, "the last build was served"
+    assert len(seen) >= builds // 2, f"switched through builds while loaded: {sorted(seen)}"
+    # One ETag per build: a cached answer is never reused across versions.
+    tags: dict[str, set[int]] = {}
+    for _, k, _, tag in answers:
+        tags.setdefault(tag, set()).add(k)
+    assert all(len(ks) == 1 for ks in tags.values())
+
+
+def test_a_switch_never_makes_readers_wait_for_a_load(lake, monkeypatch):
+    """The refresher loads the new version while readers keep getting the old view."""
+    commit_build(lake, 1)
+    state = GoldState(lake)
+    state.refresh()
+    assert state.current.table("dim_item").data["request_lines"][0].as_py() == 1
+    commit_build(lake, 2)
+    real_load = gold_module.load_table
+    loading = threading.Event()
+
+    def slow_load(lake_, name, version):
+        loading.set()
+        time.sleep(1.0)
+        return real_load(lake_, name, version)
+
+    monkeypatch.setattr(gold_module, "load_table", slow_load)
+    switcher = threading.Thread(target=state.refresh)
+    switcher.start()
+    assert loading.wait(5)
+    started = time.perf_counter()
+    view = state.current
+    lines = view.table("dim_item").data["request_lines"][0].as_py()
+    waited = time.perf_counter() - started
+    switcher.join()
+    assert lines == 1, "the old view is served while the new one loads"
+    assert waited < 0.2, f"a reader waited {waited:.2f} s"
+    assert state.current.table("dim_item").data["request_lines"][0].as_py() == 2
+
+
+def test_a_half_written_build_is_not_served(lake):
+    commit_build(lake, 1)
+    state = GoldState(lake)
+    state.refresh()
+    items = conform({"item_code": CODES, "request_lines": [99] * len(CODES)}, "dim_item")
+    lake.write_delta("gold", "dim_item", items, mode="overwrite")  # no manifest follows
+    assert state.refresh() is False
+    assert state.current.table("dim_item").data["request_lines"][0].as_py() == 1
+
+
+def test_storage_down_keeps_the_view_and_reports_not_ready(lake, monkeypatch):
+    commit_build(lake, 1)
+    app = create_app(ApiSettings(version_check_seconds=3600), lake)
+    from fastapi.testclient import TestClient
+
+    with TestClient(app) as client:
+        assert client.get("/api/v1/items/000001").status_code == 200
+
+        def down(*args, **kwargs):
+            raise OSError("connection refused")
+
+        monkeypatch.setattr(gold_module, "resolve_pin", down)
+        assert app.state.gold.refresh() is False
+        ready = client.get("/ready")
+        assert ready.status_code == 503
+        assert "connection refused" in ready.json()["storage_error"]
+        assert client.get("/api/v1/items/000001").json()["request_lines"] == 1
+        monkeypatch.undo()
+        commit_build(lake, 2)
+        assert app.state.gold.refresh() is True
+        assert client.get("/ready").status_code == 200
+        assert client.get("/api/v1/items/000001").json()["request_lines"] == 2
