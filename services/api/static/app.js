@@ -149,6 +149,11 @@
     );
   }
 
+  /** What to show in a section that failed; a missing key is explained once, above. */
+  function shortText(error) {
+    return error.status === 401 ? "API key required (see above)." : error.message;
+  }
+
   function showKeyPanel(rejectedKey) {
     $("key-panel").hidden = false;
     const label = $("key-panel").querySelector("label");
@@ -176,7 +181,7 @@
     try {
       return await loader();
     } catch (error) {
-      if (container) fill(container, message(error.message, "error"));
+      if (container) fill(container, message(shortText(error), "error"));
       throw error;
     }
   }
@@ -209,6 +214,7 @@
     container.dataset.rendered = "false";
     container.dataset.points = "0";
     delete container.dataset.reorderLine;
+    delete container.dataset.reorderPerBucket;
     fill(container, message(text, "empty"));
   }
 
@@ -375,6 +381,7 @@
       forecastPoints: points.length,
       historyPoints: history.length,
       reorderLine: Boolean(reorder),
+      ...(reorder ? { reorderPerBucket: reorder.perBucket } : {}),
     });
   }
 
@@ -456,7 +463,7 @@
         : stat("Last forecast run", "none", "run `nova forecast` to produce forecasts", "warn"));
       if (s.storage_error) stats.push(stat("Storage", "error", s.storage_error, "bad"));
     } else {
-      stats.push(stat("Status", "unavailable", status.reason.message, "bad"));
+      stats.push(stat("Status", "unavailable", shortText(status.reason), "bad"));
     }
     if (ingestions.status === "fulfilled") {
       const g = ingestions.value;
@@ -471,9 +478,9 @@
     fill($("status-stats"), stats);
 
     if (datasets.status === "fulfilled") renderDatasets(datasets.value);
-    else fill($("datasets"), message(datasets.reason.message, "error"));
+    else fill($("datasets"), message(shortText(datasets.reason), "error"));
     if (ingestions.status === "fulfilled") renderIngestions(ingestions.value);
-    else fill($("ingestions"), message(ingestions.reason.message, "error"));
+    else fill($("ingestions"), message(shortText(ingestions.reason), "error"));
     const failed = [status, datasets, ingestions].find((r) => r.status === "rejected");
     if (failed) throw failed.reason;
   }
@@ -642,7 +649,7 @@
       return p;
     } catch (error) {
       if (error.status !== 404) {
-        fill($("item-policy"), message(error.message, "error"));
+        fill($("item-policy"), message(shortText(error), "error"));
         throw error;
       }
       fill($("item-policy"), message(error.detail || "No inventory policy for this material.", "empty"));
@@ -666,7 +673,7 @@
       $("item-title").textContent = `Material ${code}`;
       const text = error.status === 404
         ? `Unknown material (${error.detail || code}). Use the search box above to find one.`
-        : error.message;
+        : shortText(error);
       fill($("item-facts"), message(text, error.status === 404 ? "empty" : "error"));
       fill($("item-policy"));
       for (const id of ["demand-chart", "forecast-chart"]) markEmpty($(id), "No data for this code.");
@@ -685,7 +692,7 @@
     if (demand.status === "fulfilled") {
       drawDemandChart($("demand-chart"), demand.value.points, reorderRate(p, "week"), unit);
     } else {
-      markEmpty($("demand-chart"), demand.reason.message);
+      markEmpty($("demand-chart"), shortText(demand.reason));
       failures.push(demand.reason);
     }
 
@@ -695,7 +702,7 @@
       markEmpty($("forecast-chart"), forecast.reason.detail || "No forecast for this material.");
       $("forecast-caption").textContent = "Materials with too little history are left out of the forecast run.";
     } else {
-      markEmpty($("forecast-chart"), forecast.reason.message);
+      markEmpty($("forecast-chart"), shortText(forecast.reason));
       failures.push(forecast.reason);
     }
     if (policy.status === "rejected") failures.push(policy.reason);
@@ -757,7 +764,7 @@
       page = await api(`/api/v1/items?q=${encodeURIComponent(q)}&limit=20`);
     } catch (error) {
       if (seq !== searchSeq) return;
-      fill(results, h("li", { class: "error" }, error.message));
+      fill(results, h("li", { class: "error" }, shortText(error)));
       results.hidden = false;
       return;
     }
@@ -807,10 +814,13 @@
     const loads = match ? showItem(decodeURIComponent(match[1])) : showHome();
     const outcomes = await Promise.allSettled(loads);
     if (token !== routeToken) return; // the user moved on meanwhile
-    const failed = outcomes.filter((o) => o.status === "rejected").map((o) => o.reason.message);
-    if (failed.length) {
+    const errors = outcomes.filter((o) => o.status === "rejected").map((o) => o.reason);
+    if (errors.length) {
+      const failed = [...new Set(errors.map((e) => e.message))];
       body.dataset.error = failed.join("; ");
-      $("banner").textContent = `Some data could not be loaded: ${failed.join("; ")}`;
+      $("banner").textContent = errors.some((e) => e.status === 401)
+        ? "This API needs a key: enter it above to load the dashboard."
+        : `Some data could not be loaded: ${failed.join("; ")}`;
       $("banner").hidden = false;
     }
     body.dataset.ready = "true";
