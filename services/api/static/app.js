@@ -487,13 +487,17 @@
 
   function renderDatasets(catalog) {
     const rows = catalog.datasets.map((d) => {
-      const days = (d.age_seconds || 0) / 86400;
-      const freshness = d.age_seconds === null ? "" : days > 7 ? "stale" : days > 1 ? "aging" : "fresh";
+      // age from committed_at here: the API caches the catalog, so its age_seconds can lag
+      const seconds = d.committed_at
+        ? (Date.now() - new Date(d.committed_at).getTime()) / 1000
+        : d.age_seconds;
+      const days = (seconds || 0) / 86400;
+      const freshness = seconds === null ? "" : days > 7 ? "stale" : days > 1 ? "aging" : "fresh";
       return h("tr", { "data-table": d.table, "data-version": d.version },
         h("td", {}, d.table.replace(/^gold\./, "")),
         h("td", { class: "num" }, `v${d.version}`),
         h("td", { class: "num" }, num(d.row_count, 0)),
-        h("td", { title: dateTime(d.committed_at) }, h("span", { class: `dot ${freshness}` }), age(d.age_seconds)));
+        h("td", { title: dateTime(d.committed_at) }, h("span", { class: `dot ${freshness}` }), age(seconds)));
     });
     fill($("datasets"), rows.length
       ? table([["table"], ["version", "num"], ["rows", "num"], ["committed"]], rows)
