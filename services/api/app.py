@@ -571,11 +571,15 @@ def create_app(
             if loaded is None:
                 return queries.DEMAND_SCHEMA.empty_table()
             rows = loaded.rows_for(item) if item else loaded.data
+            # Up to the end of gold's history, so "nothing since" shows as zeros.
+            until = date_to or loaded.maximum("demand_date")
+            if date_from is not None and until is not None and until < date_from:
+                until = date_from
             return queries.demand_history(
                 rows,
                 site=site,
                 date_from=date_from,
-                date_to=date_to,
+                date_to=until,
                 grain=grain,
                 max_days=settings.max_date_range_days,
             )
@@ -657,6 +661,7 @@ def create_app(
                 horizon=horizon,
                 bucket=bucket,
                 history_periods=HISTORY_PERIODS,
+                data_end=demand_table.maximum("demand_date") if demand_table else None,
             )
 
         def build() -> BaseModel | pa.Table:
@@ -939,22 +944,39 @@ def create_app(
             lineage=lineage,
         )
 
-    @api.get("/datasets", response_model=models.Catalog, tags=["catalog"])
-    def datasets(request: Request, view: View) -> Response:
-        """Every gold table served: schema, current version, rows, freshness, lineage."""
+    catalogs: dict[str, models.Catalog] = {}
 
-        def build() -> models.Catalog:
+    @api.get("/datasets", response_model=models.Catalog, tags=["catalog"])
+    def datasets(view: View) -> models.Catalog:
+        """Every gold table served: schema, current version, rows, freshness, lineage."""
+        catalog = catalogs.get(view.etag)
+        if catalog is None:  # reading every table's log once per gold version is enough
             entries = [dataset_entry(view, n, v) for n, v in sorted(view.pin.versions.items())]
-            return models.Catalog(
+            catalog = models.Catalog(
                 build_id=view.pin.build_id,
                 run_id=view.pin.run_id,
                 datasets=[e for e in entries if e is not None],
             )
-
-        return serve(request, view.etag, build)
+            catalogs.clear()
+            catalogs[view.etag] = catalog
+        now = datetime.now(UTC)
+        return catalog.model_copy(
+            update={
+                "datasets": [
+                    d.model_copy(update={"age_seconds": (now - d.committed_at).total_seconds()})
+                    if d.committed_at
+                    else d
+                    for d in catalog.datasets
+                ]
+            }
+        )
 
     def quarantined() -> tuple[int | None, list[models.QuarantinedFile]]:
-        if quarantine_dir is None or not quarantine_dir.is_dir():
+        if quarantine_dir is None:
+            return None, []
+        if not quarantine_dir.exists():  # nothing was ever quarantined
+            return 0, []
+        if not quarantine_dir.is_dir():
             return None, []
         files = []
         for report in sorted(quarantine_dir.glob("*.error.json")):

@@ -15,6 +15,7 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -64,6 +65,7 @@ class IndexedTable:
     data: pa.Table
     key: str | None
     ranges: Mapping[str, tuple[int, int]]
+    _maxima: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def build(cls, name: str, version: int, data: pa.Table, key: str | None) -> IndexedTable:
@@ -84,12 +86,18 @@ class IndexedTable:
 
     def rows_for(self, value: str) -> pa.Table:
         if self.key is None:
-            return self.data.filter(pc.equal(self.data[self.key or ""], value))
+            raise ValueError(f"gold.{self.name} has no lookup key")
         start, size = self.ranges.get(value, (0, 0))
         return self.data.slice(start, size)
 
     def has(self, value: str) -> bool:
         return value in self.ranges
+
+    def maximum(self, column: str) -> Any:
+        """Largest value of a column, computed once per loaded version."""
+        if column not in self._maxima:
+            self._maxima[column] = pc.max(self.data[column]).as_py() if self.data.num_rows else None
+        return self._maxima[column]
 
 
 @dataclass(frozen=True)

@@ -160,27 +160,47 @@ def forecast_series(
     horizon: int | None,
     bucket: str,
     history_periods: int,
+    data_end: date | None,
 ) -> list[dict[str, Any]]:
-    """Each forecast series of one item with its points, actuals where known, and recent
-    history at the same grain."""
+    """Each forecast series of one item with its points, and the recent history at the same
+    grain up to the forecast's start (0 where nothing was requested).
+
+    A point's `actual` is filled once gold holds the whole period (`data_end`, the last day
+    of demand in gold, is at or past the period's last day).
+    """
     if site:
         forecasts = forecasts.filter(pc.equal(forecasts["site_code"], site))
     if horizon is not None:
         forecasts = forecasts.filter(pc.less_equal(forecasts["step"], horizon))
     forecasts = forecasts.sort_by([("series_id", "ascending"), ("step", "ascending")])
+    period_days = 7 if bucket == "week" else 31
     result = []
     for series_id in pc.unique(forecasts["series_id"]).to_pylist():
         points = forecasts.filter(pc.equal(forecasts["series_id"], series_id)).to_pylist()
         series_site = points[0]["site_code"]
+        first = points[0]["period"]
         history = demand_history(
-            demand, site=series_site, date_from=None, date_to=None, grain=bucket, max_days=10**6
+            demand,
+            site=series_site,
+            date_from=period_start(first - timedelta(days=period_days * history_periods), bucket),
+            date_to=first - timedelta(days=1),
+            grain=bucket,
+            max_days=period_days * (history_periods + 1),
         )
-        actual = dict(
-            zip(history["period"].to_pylist(), history["quantity"].to_pylist(), strict=True)
-        )
-        last_known = history["period"][-1].as_py() if history.num_rows else None
-        before = history.filter(pc.less(history["period"], points[0]["period"]))
-        recent = before.slice(max(0, before.num_rows - history_periods))
+        history = history.slice(max(0, history.num_rows - history_periods))
+        actual: dict[date, float] = {}
+        if data_end is not None and data_end >= first:
+            observed = demand_history(
+                demand, site=series_site, date_from=first, date_to=data_end, grain=bucket,
+                max_days=10**6,
+            )  # fmt: skip
+            actual = {
+                period: quantity
+                for period, quantity in zip(
+                    observed["period"].to_pylist(), observed["quantity"].to_pylist(), strict=True
+                )
+                if next_period(period, bucket) - timedelta(days=1) <= data_end
+            }
         result.append(
             {
                 "series_id": series_id,
@@ -191,13 +211,11 @@ def forecast_series(
                         "period": p["period"],
                         "step": p["step"],
                         **{q: p.get(q) for q in (*QUANTILE_COLUMNS, "p_service", "mean")},
-                        "actual": actual.get(p["period"])
-                        if last_known is not None and p["period"] <= last_known
-                        else None,
+                        "actual": actual.get(p["period"]),
                     }
                     for p in points
                 ],
-                "history": recent.to_pylist(),
+                "history": history.to_pylist(),
             }
         )
     return result

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from datetime import date, timedelta
+from itertools import pairwise
 
 import pandas as pd
 import pyarrow.parquet as pq
@@ -183,7 +185,7 @@ def test_demand_sums_match_the_fact_table(client, lake, forecast_item, grain):
     assert periods == sorted(periods) and len(set(periods)) == len(periods)
     if grain == "week":
         assert all(p.weekday() == 0 for p in periods)
-        assert all((b - a).days == 7 for a, b in zip(periods, periods[1:], strict=False))
+        assert all((b - a).days == 7 for a, b in pairwise(periods))
     if grain == "month":
         assert all(p.day == 1 for p in periods)
 
@@ -239,10 +241,13 @@ def test_forecasts_of_one_item(client, lake, forecast_item):
         assert [p["step"] for p in series["points"]] == list(expected["step"])
         assert [p["p90"] for p in series["points"]] == pytest.approx(list(expected["p90"]))
         assert all(p["p10"] <= p["p50"] <= p["p90"] for p in series["points"])
-        assert series["history"], "actuals beside the forecast"
-        assert date.fromisoformat(series["history"][-1]["period"]) < date.fromisoformat(
-            series["points"][0]["period"]
-        )
+        # Recent actuals run right up to the forecast, every week, even for a site series
+        # whose last demand came earlier.
+        start = date.fromisoformat(series["points"][0]["period"])
+        weeks = [date.fromisoformat(h["period"]) for h in series["history"]]
+        assert weeks[-1] == start - timedelta(days=7)
+        assert all((b - a).days == 7 for a, b in pairwise(weeks))
+        assert all(p["actual"] is None for p in series["points"]), "the future is not known"
 
 
 def test_forecast_horizon_and_site_filters(client, lake, forecast_item):
@@ -351,6 +356,21 @@ def test_datasets_catalog(client, lake):
     assert "item_code" in {c["name"] for c in by_table["gold.dim_item"]["columns"]}
     assert by_table["gold.fact_demand"]["lineage"]["build_id"]
     assert body["build_id"] and body["run_id"]
+    time.sleep(0.05)
+    later = {d["table"]: d for d in ok(client, "/api/v1/datasets")["datasets"]}
+    assert later["gold.dim_item"]["age_seconds"] > by_table["gold.dim_item"]["age_seconds"]
+
+
+def test_demand_runs_to_the_end_of_gold_history(client, lake):
+    demand = gold(lake, "fact_demand")
+    last_day = demand["demand_date"].max()
+    counts = demand.groupby("item_code")["demand_date"].max()
+    early = counts[counts < last_day - timedelta(days=60)].index[0]
+    body = ok(client, "/api/v1/demand", item=early, grain="week")
+    assert date.fromisoformat(body["points"][-1]["period"]) == last_day - timedelta(
+        days=last_day.weekday()
+    )
+    assert body["points"][-1]["quantity"] == 0.0
 
 
 def test_ingestions_show_the_quarantine(client):
@@ -363,6 +383,13 @@ def test_ingestions_show_the_quarantine(client):
         "reason": "no header row",
         "quarantined_at": "t",
     }
+
+
+def test_an_absent_quarantine_folder_means_nothing_quarantined(lake, tmp_path):
+    app = create_app(ApiSettings(), lake, quarantine_dir=tmp_path / "never-created")
+    with TestClient(app) as client:
+        body = ok(client, "/api/v1/ingestions")
+    assert (body["quarantine_count"], body["quarantine"]) == (0, [])
 
 
 def test_status_names_the_last_build_and_run(client, lake):
