@@ -78,6 +78,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "endpoints, pages x sorts/levels for the lists (default 200)",
     )
     parser.add_argument(
+        "--endpoints",
+        default=",".join(ENDPOINTS),
+        help=f"comma-separated subset of {','.join(ENDPOINTS)} (default: all)",
+    )
+    parser.add_argument(
+        "--api-command",
+        default="-m services.api",
+        help="what follows `python` to start the API (default: -m services.api); to compare "
+        "a changed copy of the API on the same gold and load",
+    )
+    parser.add_argument(
         "--out", type=Path, default=Path("var/bench/api.json"), help="JSON results file"
     )
     parser.add_argument(
@@ -101,6 +112,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--days, --items, --sites, --rows, --connections and --urls must be >= 1")
     if args.rows > args.days * args.items * args.sites // 2:
         parser.error("--rows must be at most half of days x items x sites (demand is sparse)")
+    args.endpoints = [e.strip() for e in args.endpoints.split(",") if e.strip()]
+    if not args.endpoints or set(args.endpoints) - set(ENDPOINTS):
+        parser.error(f"--endpoints takes names from {', '.join(ENDPOINTS)}")
     if args.duration <= 0 or args.warmup < 0:
         parser.error("--duration must be > 0 and --warmup >= 0")
     return args
@@ -230,6 +244,7 @@ def run_load(
         "seed": SEED + base,
         "base": base,
         "server_pid": server.pid,
+        "prime": True,
     }
     spec_path = scratch / "load-spec.json"
     spec_path.write_text(json.dumps(spec))
@@ -306,7 +321,7 @@ def measure_api(
     var_dir = scratch / "var"
     var_dir.mkdir(parents=True, exist_ok=True)
     env = api_env(Path(manifest["root"]), var_dir, port)
-    server = spawn("api", ["-m", "services.api"], env, port, scratch, cwd=scratch)
+    server = spawn("api", args.api_command.split(), env, port, scratch, cwd=scratch)
     out: dict[str, Any] = {"phases": [], "first_requests": []}
     try:
         first_s, answer = server.wait_first_answer(FIRST_URL)
@@ -337,7 +352,7 @@ def measure_api(
                 "body_bytes": answer.body_bytes,
             }
         )
-        for endpoint in ENDPOINTS[1:]:
+        for endpoint in [e for e in ENDPOINTS[1:] if e in args.endpoints]:
             url = urls[endpoint][0]
             first = get(port, url)
             out["first_requests"].append(
@@ -351,7 +366,7 @@ def measure_api(
             )
             say(f"  first {endpoint} request (loads its tables): {1000 * first.seconds:,.1f} ms")
         base = 0
-        for endpoint in ENDPOINTS:
+        for endpoint in args.endpoints:
             for mode in ("repeat", "unique"):
                 base += 10_000_000
                 result = run_load(server, urls[endpoint], mode, args, scratch, base)
@@ -398,6 +413,8 @@ def main(argv: list[str] | None = None) -> int:
             "duration_seconds": args.duration,
             "warmup_seconds": args.warmup,
             "urls": args.urls,
+            "endpoints": args.endpoints,
+            "api_command": args.api_command,
             "quick": args.quick,
             "seed": SEED,
             "generator_version": GENERATOR_VERSION,
@@ -427,7 +444,7 @@ def main(argv: list[str] | None = None) -> int:
         say("ceiling (bare FastAPI, constant body):")
         ceiling_startup, ceiling_phases = measure_ceiling(args, scratch, say)
         startup["ceiling (/constant)"] = ceiling_startup
-        say("API (python -m services.api):")
+        say(f"API (python {args.api_command}):")
         api = measure_api(args, manifest, urls, scratch, say)
         startup["API (/api/v1/items?limit=50)"] = api["startup"]
     except (RuntimeError, ServerError, OSError, subprocess.SubprocessError) as error:
@@ -436,15 +453,27 @@ def main(argv: list[str] | None = None) -> int:
     ceiling_rps = ceiling_phases[0]["result"]["requests_per_second"] if ceiling_phases else None
     phases = [*ceiling_phases, *api["phases"]]
     first_s = api.get("startup", {}).get("spawn_to_first_answer_s")
-    checks = report.evaluate(phases, ceiling_rps, first_s)
+    ceiling_cpu_ms = (
+        report.cpu_per_request_ms(ceiling_phases[0]["result"]) if ceiling_phases else None
+    )
+    checks = report.evaluate(phases, ceiling_rps, ceiling_cpu_ms, first_s)
     machine["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     if phases:
         say("")
-        say(report.phase_table(phases, ceiling_rps))
+        say(report.phase_table(phases, ceiling_rps, ceiling_cpu_ms))
         say(
             "  latency: request sent to last body byte, per connection, all requests of the "
-            "window kept; srv CPU: server process CPU (all threads) / requests"
+            "window kept; srv CPU: server process CPU (all threads) / requests; /ceiling: "
+            "req/s over the ceiling's; CPU ratio: ceiling's CPU/req over this one's"
         )
+    primed = report.primed_lines(phases)
+    if primed:
+        say("")
+        say(
+            f"first request of each URL of the cached phases ({args.connections} connections, "
+            "before the warm-up; cache misses):"
+        )
+        say(primed)
     if startup:
         say("")
         say("start-up:")
@@ -458,7 +487,9 @@ def main(argv: list[str] | None = None) -> int:
             f"API server memory after the run: RSS {memory.get('VmRSS', 0):,.0f} MB, "
             f"peak {memory.get('VmHWM', 0):,.0f} MB"
         )
-    request_errors = sum(p["result"]["errors"] for p in phases)
+    request_errors = sum(
+        p["result"]["errors"] + (p["result"].get("primed") or {}).get("errors", 0) for p in phases
+    )
     if checks:
         say("")
         say("ratios and targets:")
@@ -485,6 +516,7 @@ def main(argv: list[str] | None = None) -> int:
             "ready": {"status": api.get("ready_status"), **api.get("pinned", {})},
             "phases": phases,
             "ceiling_requests_per_second": ceiling_rps,
+            "ceiling_cpu_ms_per_request": ceiling_cpu_ms,
             "api_memory_mb": api.get("memory_mb"),
             "request_errors": request_errors,
             "checks": checks,

@@ -7,11 +7,12 @@ request at a time, back to back, for `warmup` + `duration` seconds. Requests tha
 inside the measured window count; every latency is kept (send of the request to the last byte
 of the body). Any status other than 200, and any connection error, is an error.
 
-Modes: `repeat` draws each request's URL at random from the given list (seeded), so after
-the warm-up the API answers from its response cache; `unique` walks the list in a shuffled
-order and appends `_bench=<n>` with a counter that never repeats, so the cache never has the
-answer: FastAPI ignores the unknown parameter, the response cache keys on it, and the work is
-the same as for the URL without it.
+Modes: `repeat` draws each request's URL at random from the given list (seeded); with
+`prime`, every URL is first requested once (timed and reported apart: the first request of
+each URL, a cache miss), so that the API then answers from its response cache; `unique`
+walks the list in a shuffled order and appends `_bench=<n>` with a counter that never
+repeats, so the cache never has the answer: FastAPI ignores the unknown parameter, the
+response cache keys on it, and the work is the same as for the URL without it.
 
 Also reported: the CPU seconds the server process (all threads, from /proc) and this process
 used during the measured window.
@@ -150,10 +151,46 @@ def percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[int(rank) - 1]
 
 
+async def prime(host: str, port: int, urls: list[str], connections: int) -> dict[str, Any]:
+    """Every URL once, spread over the connections: the cache then holds every answer.
+    These are the first requests of each URL (cache misses), under the same concurrency."""
+    recorder = Recorder(0.0, float("inf"))
+    pending = iter(urls)
+
+    async def worker() -> None:
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            for url in pending:
+                started = time.perf_counter()
+                writer.write(f"GET {url} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode())
+                status, size, _ = await read_response(reader)
+                recorder.add(started, time.perf_counter(), status, size, url)
+        finally:
+            writer.close()
+
+    began = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(min(connections, len(urls)))))
+    latencies = sorted(recorder.latencies)
+    return {
+        "requests": len(latencies),
+        "seconds": round(time.perf_counter() - began, 3),
+        "errors": recorder.errors,
+        "error_samples": recorder.error_samples,
+        "p50_ms": 1000 * percentile(latencies, 50),
+        "p99_ms": 1000 * percentile(latencies, 99),
+        "max_ms": 1000 * latencies[-1] if latencies else float("nan"),
+    }
+
+
 async def run(spec: dict[str, Any]) -> dict[str, Any]:
     host, port = spec["host"], int(spec["port"])
     warmup, duration = float(spec["warmup"]), float(spec["duration"])
     connections = int(spec["connections"])
+    primed = (
+        await prime(host, port, spec["urls"], connections)
+        if spec["mode"] == "repeat" and spec.get("prime")
+        else None
+    )
     urls = Urls(spec["urls"], spec["mode"], int(spec.get("seed", 0)), int(spec.get("base", 0)))
     began = time.perf_counter()
     recorder = Recorder(began + warmup, began + warmup + duration)
@@ -172,6 +209,7 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
     n = len(latencies)
     return {
         "mode": spec["mode"],
+        "primed": primed,
         "connections": connections,
         "warmup_seconds": warmup,
         "duration_seconds": duration,

@@ -56,13 +56,22 @@ def test_quick_run_loads_every_endpoint_and_the_ceiling_without_errors(tmp_path)
     assert {f["endpoint"] for f in results["first_requests"]} == set(ENDPOINTS)
     assert all(f["status"] == 200 for f in results["first_requests"])
 
-    checks = {c["key"]: c["status"] for c in results["checks"]}
+    checks = {c["key"]: c["status"] for c in results["checks"] if c["target"]}
     assert "first_answer" in checks
     assert "demand_repeat_p99" not in checks  # keys name the cache state, not the mode
     assert {"demand_cached_p99", "forecasts_uncached_p99", "alerts_cached_vs_ceiling"} <= set(
         checks
     )
     assert set(checks.values()) <= {"met", "MISS"}
+    # The same ratio in server CPU per request is reported without a target.
+    untargeted = {c["key"] for c in results["checks"] if not c["target"]}
+    assert "items_uncached_vs_ceiling_cpu" in untargeted
+    for entry in results["phases"]:
+        primed = entry["result"]["primed"]
+        if entry["result"]["mode"] == "repeat" and not entry["endpoint"].startswith("ceiling"):
+            # Every URL of the cached phase was requested once before the measurement.
+            assert primed["requests"] == entry["result"]["distinct_urls"], entry["endpoint"]
+            assert primed["errors"] == 0
 
     # What a reader sees: every endpoint, the ceiling, ratios and the error count.
     for endpoint in ENDPOINTS:
