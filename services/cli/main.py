@@ -112,7 +112,8 @@ def up(
         metrics_port = settings.ingestor.metrics_port
         typer.echo(
             "\nNova Corrente data platform is up.\n"
-            f"  API        {api}   (docs: {api}/docs)\n"
+            f"  dashboard  {api}/   (pipeline status, alerts, item forecasts)\n"
+            f"  API        {api}/api/v1   (docs: {api}/docs)\n"
             f"  inbox      {inbox.resolve()}   (drop .xlsx, .csv, .json exports here;"
             " `nova datasets` lists what is accepted)\n"
             f"  quarantine {quarantine_dir.resolve()}   (`nova quarantine list`)\n"
