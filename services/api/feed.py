@@ -100,7 +100,18 @@ class EventFeed:
         log.info("event_feed_following", url=self._settings.url)
 
     async def _on_version(self, msg: Msg) -> None:
-        log.info("gold_change_heard", subject=msg.subject)
+        try:
+            payload = json.loads(msg.data)
+        except ValueError:
+            payload = {}
+        # The correlation id lets one file's trip be followed into the API's log.
+        log.info(
+            "gold_change_heard",
+            subject=msg.subject,
+            correlation_id=payload.get("correlation_id"),
+            build_id=payload.get("build_id"),
+            run_id=payload.get("run_id"),
+        )
         self._on_gold_changed()
 
     async def _on_ingestion(self, msg: Msg) -> None:

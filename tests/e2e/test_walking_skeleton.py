@@ -169,6 +169,7 @@ def test_nova_up_serves_demo_materials_and_stops_cleanly(demo_stack: RunningStac
     demo_stack.wait_for_total(len(expected_codes))
     assert sorted(demo_stack.all_item_codes()) == expected_codes
     assert any(line.startswith("  API") for line in demo_stack.output)
+    assert any(line.startswith("  dashboard") for line in demo_stack.output)
     assert any("inbox" in line for line in demo_stack.output)
 
     # One file's trip is followable across the three services by its correlation id.
@@ -182,7 +183,7 @@ def test_nova_up_serves_demo_materials_and_stops_cleanly(demo_stack: RunningStac
     for service, event in (
         ("ingestor", "event_published"),
         ("transformer", "gold_committed"),
-        ("api", "gold_version_loaded"),
+        ("api", "gold_change_heard"),
     ):
         lines = demo_stack.log_lines(service)
         assert all({"service", "event", "level", "timestamp"} <= line.keys() for line in lines)
