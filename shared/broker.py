@@ -23,6 +23,7 @@ def stream_config(settings: NatsSettings) -> StreamConfig:
         discard=DiscardPolicy.OLD,
         duplicate_window=settings.duplicate_window_seconds,
         max_age=settings.max_age_days * SECONDS_PER_DAY,
+        num_replicas=settings.replicas,
     )
 
 
@@ -40,6 +41,7 @@ def dlq_stream_config(settings: NatsSettings) -> StreamConfig:
         # the same dead letter again on redelivery: the window drops that copy.
         duplicate_window=settings.duplicate_window_seconds,
         max_age=settings.dlq_max_age_days * SECONDS_PER_DAY,
+        num_replicas=settings.replicas,
     )
 
 

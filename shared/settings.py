@@ -32,6 +32,13 @@ class NatsSettings(BaseModel):
     dlq_max_age_days: float = Field(
         365.0, gt=1, description="Dead letters older than this leave the dead-letter stream."
     )
+    replicas: int = Field(
+        1,
+        ge=1,
+        le=5,
+        description="Copies of every stream and KV bucket in a NATS cluster (3 survives the "
+        "loss of one node); 1 on a single server.",
+    )
 
 
 class StorageSettings(BaseModel):

@@ -72,7 +72,7 @@ class DistributedRunError(RuntimeError):
     """The chunks of a distributed run did not all arrive; nothing was committed."""
 
 
-def work_stream_config() -> StreamConfig:
+def work_stream_config(replicas: int = 1) -> StreamConfig:
     return StreamConfig(
         name=WORK_STREAM,
         subjects=[WORK_SUBJECTS],
@@ -80,12 +80,13 @@ def work_stream_config() -> StreamConfig:
         storage=StorageType.FILE,
         discard=DiscardPolicy.OLD,
         duplicate_window=3600.0,  # a re-published chunk (same Nats-Msg-Id) is dropped
+        num_replicas=replicas,
     )
 
 
-async def ensure_work_stream(js: JetStreamContext) -> None:
+async def ensure_work_stream(js: JetStreamContext, replicas: int = 1) -> None:
     """Create the work stream, or bring an existing one to this shape (idempotent)."""
-    config = work_stream_config()
+    config = work_stream_config(replicas)
     try:
         await js.stream_info(WORK_STREAM)
     except NotFoundError:
@@ -167,6 +168,7 @@ async def run_distributed(
     chunk_size: int,
     timeout_seconds: float,
     progress: Callable[[int, int], None] | None = None,
+    replicas: int = 1,
 ) -> RunManifest:
     """Coordinate one run over the workers; commit it once every chunk's result exists.
 
@@ -175,7 +177,7 @@ async def run_distributed(
     """
     if chunk_size < 1:
         raise ValueError("chunk_size must be >= 1")
-    await ensure_work_stream(js)
+    await ensure_work_stream(js, replicas)
     prepared = await asyncio.to_thread(prepare_run, lake, options)
     run_id = prepared.run_id
     history = prepared.history
@@ -310,13 +312,15 @@ async def _handle(lake: Lake, msg: Msg, jobs: int) -> None:
              seconds=round(time.perf_counter() - began, 3))  # fmt: skip
 
 
-async def work(lake: Lake, js: JetStreamContext, *, stop: asyncio.Event, jobs: int) -> None:
+async def work(
+    lake: Lake, js: JetStreamContext, *, stop: asyncio.Event, jobs: int, replicas: int = 1
+) -> None:
     """Forecast chunks from the work stream until `stop` is set (one chunk at a time).
 
     A chunk under way when `stop` is set is finished first; a worker killed outright leaves
     its chunk unacked, and JetStream hands it to another worker after `ACK_WAIT_SECONDS`.
     """
-    await ensure_work_stream(js)
+    await ensure_work_stream(js, replicas)
     subscription = await js.pull_subscribe(
         WORK_SUBJECTS,
         durable=DURABLE,
@@ -363,6 +367,7 @@ def run_distributed_once(
                 chunk_size=chunk_size,
                 timeout_seconds=timeout_seconds,
                 progress=progress,
+                replicas=settings.nats.replicas,
             )
         finally:
             await nc.close()
@@ -387,6 +392,12 @@ async def run_worker(settings: NovaSettings) -> None:
     lake = Lake.from_settings(settings.storage)
     nc = await connect(settings.nats, name="forecaster-worker")
     try:
-        await work(lake, nc.jetstream(), stop=stop, jobs=settings.forecaster.jobs)
+        await work(
+            lake,
+            nc.jetstream(),
+            stop=stop,
+            jobs=settings.forecaster.jobs,
+            replicas=settings.nats.replicas,
+        )
     finally:
         await nc.close()

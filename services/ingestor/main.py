@@ -66,7 +66,7 @@ async def run(settings: NovaSettings) -> None:
     nc = await connect(settings.nats, name="ingestor")
     js = nc.jetstream()
     await ensure_stream(js, settings.nats)
-    ledger = await JetStreamLedger.open(js, ingestor.ledger_bucket)
+    ledger = await JetStreamLedger.open(js, ingestor.ledger_bucket, settings.nats.replicas)
     metrics = IngestMetrics()
     metrics.watch_quarantine(ingestor.quarantine_dir)
     if ingestor.metrics_port:

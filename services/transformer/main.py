@@ -109,13 +109,16 @@ def error_header(exc: BaseException) -> str:
 class BuildLease:
     """The cross-replica build lock: create the key to take it, delete it to give it back."""
 
-    def __init__(self, broker: NatsBroker) -> None:
+    def __init__(self, broker: NatsBroker, replicas: int = 1) -> None:
         self._broker = broker
+        self._replicas = replicas
         self._owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}".encode()
 
     async def _bucket(self) -> KeyValue:
         try:  # FastStream caches the bucket handle after the first call
-            return await self._broker.key_value(LEASE_BUCKET, ttl=LEASE_TTL_SECONDS)
+            return await self._broker.key_value(
+                LEASE_BUCKET, ttl=LEASE_TTL_SECONDS, replicas=self._replicas
+            )
         except BadRequestError:  # declared earlier with another TTL: use it as it is
             return await self._broker.key_value(LEASE_BUCKET, declare=False)
 
@@ -206,7 +209,7 @@ def build_app(settings: NovaSettings) -> FastStream:
         logger=logging.getLogger("faststream.broker"),
         graceful_timeout=10.0,  # below nova up's stop grace, so a build in flight can finish
     )
-    lease = BuildLease(broker)
+    lease = BuildLease(broker, settings.nats.replicas)
     progress_every = min(PROGRESS_SECONDS, settings.transformer.ack_wait_seconds / 3)
     # The stream is declared by shared.broker.ensure_stream, the one definition of its shape.
     stream = JStream(settings.nats.stream, declare=False)

@@ -182,6 +182,7 @@ def test_every_listed_variable_is_actually_read(monkeypatch, tmp_path):
         "NOVA_NATS__MAX_AGE_DAYS": "2",
         "NOVA_NATS__DLQ_STREAM": "D2",
         "NOVA_NATS__DLQ_MAX_AGE_DAYS": "3",
+        "NOVA_NATS__REPLICAS": "3",
         "NOVA_STORAGE__BACKEND": "s3",
         "NOVA_STORAGE__LOCAL_ROOT": str(tmp_path / "lr"),
         "NOVA_STORAGE__S3_ENDPOINT_URL": "http://minio:9001",
