@@ -13,6 +13,7 @@ from services.cli.dlq import dlq_app
 from services.cli.forecast import forecast
 from services.cli.operations import bronze_app, datasets, quarantine_app, rebuild
 from services.cli.replay import replay
+from services.cli.storage import storage_app
 from shared.settings import NovaSettings
 
 app = typer.Typer(help="Nova Corrente data platform.", no_args_is_help=True, add_completion=False)
@@ -22,6 +23,7 @@ app.command("forecast")(forecast)
 app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(bronze_app, name="bronze")
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(storage_app, name="storage")
 app.command("replay")(replay)
 
 ITEMS_TIMEOUT_SECONDS = 120.0
