@@ -20,6 +20,7 @@ Chunks should therefore be large: hundreds of series each.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import time
@@ -63,6 +64,12 @@ DURABLE = "forecast-worker"
 ACK_WAIT_SECONDS = 600.0
 MAX_DELIVER = 3
 IN_PROGRESS_SECONDS = 30.0  # a worker busy on a long chunk tells JetStream it is alive
+# Broker trouble (a leader election after a node is lost, a reconnect) is waited out: the
+# worker backs off from 0.5 s up to 5 s and subscribes again, instead of exiting.
+RETRY_FIRST_SECONDS = 0.5
+RETRY_MAX_SECONDS = 5.0
+ACK_ATTEMPTS = 3
+PUBLISH_ATTEMPTS = 5
 WORK_PREFIX = "forecast_work"
 DEFAULT_TIMEOUT_SECONDS = 6 * 3600.0
 POLL_SECONDS = 0.5
@@ -190,7 +197,7 @@ async def run_distributed(
     subject = f"{WORK_SUBJECT_PREFIX}.{run_id}"
     for index, ids in enumerate(chunks):
         job = ChunkJob.of(run_id, index, ids, options)
-        await js.publish(subject, job.to_bytes(), headers={"Nats-Msg-Id": f"{run_id}.{index}"})
+        await _publish_chunk(js, subject, job, f"{run_id}.{index}")
 
     deadline = time.monotonic() + timeout_seconds
     done: set[int] = set()
@@ -255,10 +262,66 @@ async def run_distributed(
     return await asyncio.to_thread(combine)
 
 
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"
+
+
+def _retry_delay(failures: int) -> float:
+    return min(RETRY_FIRST_SECONDS * 2 ** max(failures - 1, 0), RETRY_MAX_SECONDS)
+
+
+async def _publish_chunk(js: JetStreamContext, subject: str, job: ChunkJob, msg_id: str) -> None:
+    """Publish one chunk, again on broker trouble: the message id makes a repeat a no-op."""
+    for attempt in range(1, PUBLISH_ATTEMPTS + 1):
+        try:
+            await js.publish(subject, job.to_bytes(), headers={"Nats-Msg-Id": msg_id})
+            return
+        except nats.errors.Error as error:
+            if attempt == PUBLISH_ATTEMPTS:
+                raise
+            delay = _retry_delay(attempt)
+            log.warning(
+                "forecast_chunk_publish_failed",
+                run_id=job.run_id,
+                chunk=job.chunk,
+                error=_describe(error),
+                retry_in_seconds=delay,
+            )
+            await asyncio.sleep(delay)
+
+
 async def _keep_alive(msg: Msg) -> None:
     while True:
         await asyncio.sleep(IN_PROGRESS_SECONDS)
-        await msg.in_progress()
+        try:
+            await msg.in_progress()
+        except nats.errors.Error as error:  # at worst the chunk is redelivered after ACK_WAIT
+            log.warning("forecast_chunk_in_progress_failed", error=_describe(error))
+
+
+async def _settle(msg: Msg, how: str, job: ChunkJob, **kwargs: float) -> None:
+    """Ack, nak or term the chunk's message, tried a few times; if the broker stays away the
+    message is redelivered after ACK_WAIT, which is harmless (see `work`), so never raise."""
+    for attempt in range(1, ACK_ATTEMPTS + 1):
+        try:
+            if how == "ack":
+                await msg.ack_sync()
+            elif how == "nak":
+                await msg.nak(**kwargs)
+            else:
+                await msg.term()
+            return
+        except nats.errors.Error as error:
+            log.warning(
+                "forecast_chunk_settle_failed",
+                run_id=job.run_id,
+                chunk=job.chunk,
+                action=how,
+                attempt=attempt,
+                error=_describe(error),
+            )
+            if attempt < ACK_ATTEMPTS:
+                await asyncio.sleep(_retry_delay(attempt))
 
 
 def _forecast_chunk(lake: Lake, job: ChunkJob, jobs: int) -> None:
@@ -287,7 +350,7 @@ async def _handle(lake: Lake, msg: Msg, jobs: int) -> None:
     if not await asyncio.to_thread(lake.exists, history_path(job.run_id)):
         # The coordinator gave up (or cleaned up) already: nobody will commit this chunk.
         log.warning("forecast_chunk_orphaned", run_id=job.run_id, chunk=job.chunk)
-        await msg.term()
+        await _settle(msg, "term", job)
         return
     began = time.perf_counter()
     alive = asyncio.create_task(_keep_alive(msg))
@@ -300,28 +363,20 @@ async def _handle(lake: Lake, msg: Msg, jobs: int) -> None:
             # Last try: tell the coordinator at once rather than letting it wait to time out.
             message = f"{type(error).__name__}: {error}".encode()
             await asyncio.to_thread(lake.write_bytes, error_path(job.run_id, job.chunk), message)
-            await msg.term()
+            await _settle(msg, "term", job)
         else:
-            await msg.nak(delay=5)
+            await _settle(msg, "nak", job, delay=5)
         return
     finally:
         alive.cancel()
-    await msg.ack_sync()
+    await _settle(msg, "ack", job)
     log.info("forecast_chunk_done", run_id=job.run_id, chunk=job.chunk,
              series=len(job.series_ids), delivered=delivered, pid=os.getpid(),
              seconds=round(time.perf_counter() - began, 3))  # fmt: skip
 
 
-async def work(
-    lake: Lake, js: JetStreamContext, *, stop: asyncio.Event, jobs: int, replicas: int = 1
-) -> None:
-    """Forecast chunks from the work stream until `stop` is set (one chunk at a time).
-
-    A chunk under way when `stop` is set is finished first; a worker killed outright leaves
-    its chunk unacked, and JetStream hands it to another worker after `ACK_WAIT_SECONDS`.
-    """
-    await ensure_work_stream(js, replicas)
-    subscription = await js.pull_subscribe(
+async def _subscribe(js: JetStreamContext) -> JetStreamContext.PullSubscription:
+    return await js.pull_subscribe(
         WORK_SUBJECTS,
         durable=DURABLE,
         stream=WORK_STREAM,
@@ -331,15 +386,53 @@ async def work(
             max_deliver=MAX_DELIVER,
         ),
     )
+
+
+async def work(
+    lake: Lake, js: JetStreamContext, *, stop: asyncio.Event, jobs: int, replicas: int = 1
+) -> None:
+    """Forecast chunks from the work stream until `stop` is set (one chunk at a time).
+
+    A chunk under way when `stop` is set is finished first; a worker killed outright leaves
+    its chunk unacked, and JetStream hands it to another worker after `ACK_WAIT_SECONDS`.
+    Broker trouble while waiting for work (no consumer leader during an election after a node
+    is lost, a reconnect, the consumer gone) is logged and waited out with backoff, subscribing
+    again, so that the worker outlives it.
+    """
+    await ensure_work_stream(js, replicas)
+    subscription: JetStreamContext.PullSubscription | None = await _subscribe(js)
     log.info("forecast_worker_ready", stream=WORK_STREAM, durable=DURABLE, pid=os.getpid())
+    failures = 0
     while not stop.is_set():
         try:
+            if subscription is None:
+                subscription = await _subscribe(js)
             messages = await subscription.fetch(1, timeout=1.0)
         except nats.errors.TimeoutError:
+            failures = 0
             continue
+        except nats.errors.Error as error:
+            failures += 1
+            delay = _retry_delay(failures)
+            log.warning(
+                "forecast_fetch_failed",
+                error=_describe(error),
+                failures=failures,
+                retry_in_seconds=delay,
+            )
+            if subscription is not None:
+                with contextlib.suppress(Exception):
+                    await subscription.unsubscribe()
+                subscription = None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+            continue
+        failures = 0
         for msg in messages:
             await _handle(lake, msg, jobs)
-    await subscription.unsubscribe()
+    if subscription is not None:
+        with contextlib.suppress(Exception):
+            await subscription.unsubscribe()
     log.info("forecast_worker_stopped", pid=os.getpid())
 
 
