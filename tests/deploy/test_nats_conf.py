@@ -1,0 +1,192 @@
+"""The NATS configs of deploy/nats/: parsed, checked by the real nats-server (`-t`), and started
+(ports and store folders rewritten to temporary ones) as one server and as a 3-node cluster
+that replicates a Nova stream x3."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from services.cli.runtime import nats_server_binary
+from shared.broker import connect, ensure_stream
+from shared.settings import NatsSettings
+from tests.conftest import free_port
+from tests.deploy.compose_files import (
+    NATS_CLUSTER_CONF,
+    NATS_CONF,
+    nats_block,
+    nats_conf_value,
+    nats_routes,
+)
+
+
+def config_check(path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if k != "NATS_SERVER_NAME"}
+    return subprocess.run(
+        [nats_server_binary(), "-c", str(path), "-t"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**base, **env},
+    )
+
+
+def rewrite(text: str, replacements: dict[str, str]) -> str:
+    for old, new in replacements.items():
+        assert old in text, f"{old!r} not in the config any more: update this test"
+        text = text.replace(old, new)
+    return text
+
+
+def http_json(url: str) -> tuple[int | None, Any]:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return response.status, json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as error:
+        return error.code, None
+    except OSError:
+        return None, None
+
+
+def wait_healthy(http_port: int, query: str = "", timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if http_json(f"http://127.0.0.1:{http_port}/healthz{query}")[0] == 200:
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"nats-server on monitoring port {http_port} not healthy")
+
+
+@pytest.fixture
+def servers() -> Iterator[list[subprocess.Popen[bytes]]]:
+    started: list[subprocess.Popen[bytes]] = []
+    yield started
+    for process in started:
+        process.terminate()
+    for process in started:
+        process.wait(10)
+
+
+# --- static -------------------------------------------------------------------------------
+
+
+def test_single_server_conf_enables_jetstream_on_a_volume_and_monitoring() -> None:
+    text = NATS_CONF.read_text()
+    jetstream = nats_block(text, "jetstream")
+    assert nats_conf_value(jetstream, "store_dir") == "/data"
+    assert nats_conf_value(text, "port") == "4222"
+    assert nats_conf_value(text, "http_port") == "8222"
+    assert "cluster" not in re.sub(r"#.*", "", text)
+
+
+def test_cluster_conf_routes_list_three_nodes_and_name_comes_from_env() -> None:
+    text = NATS_CLUSTER_CONF.read_text()
+    assert nats_conf_value(text, "server_name") == "$NATS_SERVER_NAME"
+    assert nats_conf_value(nats_block(text, "jetstream"), "store_dir") == "/data"
+    cluster = nats_block(text, "cluster")
+    assert nats_conf_value(cluster, "name") == "nova"
+    assert nats_routes(text) == [f"nats-route://nats-{n}:6222" for n in (1, 2, 3)]
+
+
+# --- the real nats-server -----------------------------------------------------------------
+
+
+def test_nats_server_accepts_both_configs() -> None:
+    single = config_check(NATS_CONF)
+    assert single.returncode == 0, single.stderr
+    node = config_check(NATS_CLUSTER_CONF, NATS_SERVER_NAME="nats-2")
+    assert node.returncode == 0, node.stderr
+    unnamed = config_check(NATS_CLUSTER_CONF)  # a node without its name does not start
+    assert unnamed.returncode != 0 and "NATS_SERVER_NAME" in unnamed.stderr
+
+
+def test_single_server_starts_with_jetstream_healthy(
+    tmp_path: Path, servers: list[subprocess.Popen[bytes]]
+) -> None:
+    conf = tmp_path / "nats.conf"
+    conf.write_text(
+        rewrite(NATS_CONF.read_text(), {'store_dir: "/data"': f'store_dir: "{tmp_path}/js"'})
+    )
+    http_port = free_port()
+    servers.append(
+        subprocess.Popen(
+            [
+                *(nats_server_binary(), "-c", str(conf), "-a", "127.0.0.1"),
+                *("-p", str(free_port()), "-m", str(http_port)),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    )
+    # exactly the compose healthcheck's query
+    wait_healthy(http_port, "?js-enabled-only=true")
+    _, varz = http_json(f"http://127.0.0.1:{http_port}/varz")
+    assert varz["server_name"] == "nova-nats-1"
+    assert varz["jetstream"]["config"]["store_dir"].startswith(str(tmp_path))
+
+
+def test_three_nodes_form_a_cluster_and_replicate_streams_x3(
+    tmp_path: Path, servers: list[subprocess.Popen[bytes]]
+) -> None:
+    route_ports = [free_port() for _ in range(3)]
+    client_ports = [free_port() for _ in range(3)]
+    http_ports = [free_port() for _ in range(3)]
+    template = NATS_CLUSTER_CONF.read_text()
+    for index in range(3):
+        node = index + 1
+        conf = tmp_path / f"nats-{node}.conf"
+        conf.write_text(
+            rewrite(
+                template,
+                {
+                    'store_dir: "/data"': f'store_dir: "{tmp_path}/nats-{node}"',
+                    **{f"nats-{n + 1}:6222": f"127.0.0.1:{route_ports[n]}" for n in range(3)},
+                },
+            )
+        )
+        servers.append(
+            subprocess.Popen(
+                [
+                    *(nats_server_binary(), "-c", str(conf), "-a", "127.0.0.1"),
+                    *("-p", str(client_ports[index]), "-m", str(http_ports[index])),
+                    *("--cluster", f"nats://127.0.0.1:{route_ports[index]}"),
+                ],
+                env={**os.environ, "NATS_SERVER_NAME": f"nats-{node}"},
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+    for port in http_ports:
+        wait_healthy(port)  # full health: JetStream meta group has a leader
+    _, jsz = http_json(f"http://127.0.0.1:{http_ports[0]}/jsz")
+    assert jsz["meta_cluster"]["name"] == "nova"
+    assert jsz["meta_cluster"]["cluster_size"] == 3
+
+    # The services' stream declaration with NOVA_NATS__REPLICAS=3 gets three copies.
+    settings = NatsSettings(url=f"nats://127.0.0.1:{client_ports[1]}", replicas=3)
+
+    async def declare() -> Any:
+        nc = await connect(settings, name="deploy-test")
+        try:
+            js = nc.jetstream()
+            await ensure_stream(js, settings)
+            return await js.stream_info(settings.stream)
+        finally:
+            await nc.close()
+
+    info = asyncio.run(declare())
+    assert info.config.num_replicas == 3
+    assert info.cluster is not None and info.cluster.leader
+    members = {info.cluster.leader, *(r.name for r in info.cluster.replicas or [])}
+    assert members == {"nats-1", "nats-2", "nats-3"}
