@@ -41,7 +41,7 @@ from nats.js.api import (
     StorageType,
     StreamConfig,
 )
-from nats.js.errors import BadRequestError, NotFoundError
+from nats.js.errors import BadRequestError, NotFoundError, ServiceUnavailableError
 
 from services.forecaster.history import FREQ, SEASON_LENGTH, Bucket
 from services.forecaster.runner import (
@@ -70,6 +70,7 @@ RETRY_FIRST_SECONDS = 0.5
 RETRY_MAX_SECONDS = 5.0
 ACK_ATTEMPTS = 3
 PUBLISH_ATTEMPTS = 5
+DECLARE_ATTEMPTS = 6  # with a 5 s API timeout each: about half a minute for a slow election
 WORK_PREFIX = "forecast_work"
 DEFAULT_TIMEOUT_SECONDS = 6 * 3600.0
 POLL_SECONDS = 0.5
@@ -92,8 +93,26 @@ def work_stream_config(replicas: int = 1) -> StreamConfig:
 
 
 async def ensure_work_stream(js: JetStreamContext, replicas: int = 1) -> None:
-    """Create the work stream, or bring an existing one to this shape (idempotent)."""
+    """Create the work stream, or bring an existing one to this shape (idempotent).
+
+    On a fresh cluster the coordinator and every worker may declare it at once: while one
+    creates it, the stream exists but has no leader yet, and asking about it gets no answer (a
+    JetStream API timeout) rather than "not found". That is waited out and asked again.
+    """
     config = work_stream_config(replicas)
+    for attempt in range(1, DECLARE_ATTEMPTS + 1):
+        try:
+            await _declare_work_stream(js, config)
+            return
+        except (nats.errors.TimeoutError, nats.errors.NoRespondersError, ServiceUnavailableError):
+            if attempt == DECLARE_ATTEMPTS:
+                raise
+            delay = _retry_delay(attempt)
+            log.warning("forecast_work_stream_not_ready", attempt=attempt, retry_in_seconds=delay)
+            await asyncio.sleep(delay)
+
+
+async def _declare_work_stream(js: JetStreamContext, config: StreamConfig) -> None:
     try:
         await js.stream_info(WORK_STREAM)
     except NotFoundError:

@@ -10,6 +10,7 @@ did.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -216,3 +217,64 @@ def test_the_coordinator_gives_up_publishing_after_bounded_attempts():
     js = FakeJetStream([], publish_failures=failures)
     with pytest.raises(nats.errors.NoRespondersError):
         asyncio.run(distributed._publish_chunk(js, "s", _job(), "run1.0"))
+
+
+def test_declaring_the_work_stream_waits_out_a_stream_still_being_created(monkeypatch):
+    """stream_info on a stream another process is creating gets no answer until its leader is
+    elected: a JetStream API timeout, not "not found"."""
+    calls: list[str] = []
+
+    class Creating:
+        async def stream_info(self, name: str):
+            calls.append("info")
+            if calls.count("info") == 1:
+                raise nats.errors.TimeoutError
+            return object()
+
+        async def update_stream(self, config) -> None:
+            calls.append("update")
+
+    asyncio.run(distributed.ensure_work_stream(Creating(), replicas=3))
+    assert calls == ["info", "info", "update"]
+
+
+@pytest.mark.slow
+def test_workers_declare_the_work_stream_at_once_on_a_fresh_cluster(tmp_path):
+    """The real race: six clients declare the replicated work stream a few milliseconds apart
+    on a three-node cluster, first fresh, then after the stream was deleted (there, without
+    the retry, every client but the last timed out in 5 runs of 5). shared.broker.ensure_stream
+    has the same shape: see tests/integration/test_nats_cluster.py."""
+    from shared.broker import connect
+    from shared.settings import NatsSettings
+    from tests.integration.cluster import NatsCluster
+
+    cluster = NatsCluster(tmp_path / "nats", size=3)
+    cluster.start()
+
+    async def scenario() -> list[int]:
+        clients = [
+            await connect(NatsSettings(url=cluster.urls[i % 3]), name="test-declare")
+            for i in range(6)
+        ]
+        try:
+
+            async def declare(i: int) -> None:
+                await asyncio.sleep(i * 0.015)
+                await distributed.ensure_work_stream(clients[i].jetstream(), replicas=3)
+
+            replicas = []
+            for _ in ("fresh", "re-created"):
+                with contextlib.suppress(NotFoundError):
+                    await clients[0].jetstream().delete_stream(distributed.WORK_STREAM)
+                await asyncio.gather(*(declare(i) for i in range(len(clients))))
+                info = await clients[0].jetstream().stream_info(distributed.WORK_STREAM)
+                replicas.append(info.config.num_replicas)
+            return replicas
+        finally:
+            for client in clients:
+                await client.close()
+
+    try:
+        assert asyncio.run(scenario()) == [3, 3]
+    finally:
+        cluster.stop()
