@@ -14,6 +14,7 @@ import random
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ QUICK: dict[str, Any] = {
     "duration": 2.0,
     "warmup": 0.5,
 }
+Say = Callable[[str], None]
 FIRST_URL = "/api/v1/items?limit=50"
 ENDPOINTS = ("items", "demand", "forecasts", "alerts")
 ITEM_SORTS = ("item_code", "-total_quantity", "request_lines", "-last_seen", "adi")
@@ -150,7 +152,7 @@ def _machine() -> dict[str, Any]:
     }
 
 
-def _prepare_lake(args: argparse.Namespace, say: Any) -> dict[str, Any]:
+def _prepare_lake(args: argparse.Namespace, say: Say) -> dict[str, Any]:
     """The generated gold, in a child (the parent stays small)."""
     began = time.perf_counter()
     completed = subprocess.run(
@@ -272,7 +274,7 @@ def _phase_line(label: str, result: dict[str, Any]) -> str:
 
 
 def measure_ceiling(
-    args: argparse.Namespace, scratch: Path, say: Any
+    args: argparse.Namespace, scratch: Path, say: Say
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     port = free_port()
     server = spawn("ceiling", ["-m", "bench.api.ceiling", str(port)], {}, port, scratch)
@@ -315,14 +317,16 @@ def measure_api(
     manifest: dict[str, Any],
     urls: dict[str, list[str]],
     scratch: Path,
-    say: Any,
-) -> dict[str, Any]:
+    say: Say,
+    out: dict[str, Any],
+) -> None:
+    """Start the API, time its start and first requests, load every endpoint; results go into
+    `out` as they come (also when something fails half-way)."""
     port = free_port()
     var_dir = scratch / "var"
     var_dir.mkdir(parents=True, exist_ok=True)
     env = api_env(Path(manifest["root"]), var_dir, port)
     server = spawn("api", args.api_command.split(), env, port, scratch, cwd=scratch)
-    out: dict[str, Any] = {"phases": [], "first_requests": []}
     try:
         first_s, answer = server.wait_first_answer(FIRST_URL)
         out["startup"] = {"spawn_to_first_answer_s": first_s, "first_request_s": answer.seconds}
@@ -374,7 +378,6 @@ def measure_api(
                 say(_phase_line(label, result))
                 out["phases"].append({"endpoint": endpoint, "label": endpoint, "result": result})
         out["memory_mb"] = server.memory_mb()
-        return out
     finally:
         server.stop()
         out["server_log_tail"] = server.tail(3000)
@@ -445,7 +448,7 @@ def main(argv: list[str] | None = None) -> int:
         ceiling_startup, ceiling_phases = measure_ceiling(args, scratch, say)
         startup["ceiling (/constant)"] = ceiling_startup
         say(f"API (python {args.api_command}):")
-        api = measure_api(args, manifest, urls, scratch, say)
+        measure_api(args, manifest, urls, scratch, say, api)
         startup["API (/api/v1/items?limit=50)"] = api["startup"]
     except (RuntimeError, ServerError, OSError, subprocess.SubprocessError) as error:
         errors["run"] = f"{type(error).__name__}: {error}"
