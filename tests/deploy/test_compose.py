@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -344,3 +346,64 @@ def test_env_example_lists_every_variable_compose_reads_without_secret_values() 
             assert not value.strip(), f"{name} must be empty in the example"
     ignored = (DEPLOY / ".gitignore").read_text().split()
     assert ".env" in ignored and "data/" in ignored
+
+
+# --- a compose implementation, where one is installed ----------------------------------------
+
+
+def compose_command() -> list[str] | None:
+    """`docker compose` (v2) when its plugin is there, else the older `docker-compose` (v1)."""
+    if shutil.which("docker"):
+        probe = subprocess.run(["docker", "compose", "version"], capture_output=True, timeout=30)
+        if probe.returncode == 0:
+            return ["docker", "compose"]
+    found = shutil.which("docker-compose")
+    return [found] if found else None
+
+
+@pytest.mark.parametrize(
+    "files",
+    [(COMPOSE,), (COMPOSE, COMPOSE_CLUSTER), (COMPOSE_MINIO,)],
+    ids=["compose", "compose+cluster", "minio-distributed"],
+)
+def test_compose_itself_accepts_the_files(files: tuple[Path, ...], tmp_path: Path) -> None:
+    command = compose_command()
+    if command is None:
+        pytest.skip("neither `docker compose` nor `docker-compose` is installed")
+    credentials = {
+        "MINIO_ROOT_USER": "user",
+        "MINIO_ROOT_PASSWORD": "password-for-test",
+        "S3_ACCESS_KEY": "access",
+        "S3_SECRET_KEY": "secret",
+        "API_KEYS": "key",
+    }
+    folder = DEPLOY
+    if command[0].endswith("docker-compose"):
+        # v1 predates the top-level `name:`; everything else it validates like v2
+        folder = tmp_path / "deploy"
+        shutil.copytree(DEPLOY, folder, ignore=shutil.ignore_patterns("data", ".env"))
+        for path in folder.glob("compose*.yaml"):
+            path.write_text(re.sub(r"(?m)^name: .*\n", "", path.read_text()))
+    arguments = [item for path in files for item in ("-f", str(folder / path.name))]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(tuple(credentials))}
+    ok = subprocess.run(
+        [*command, *arguments, "--profile", "forecast", "config", "-q"],
+        cwd=folder,
+        env={**env, **credentials},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert ok.returncode == 0, ok.stderr
+    if files != (COMPOSE,):
+        return
+    # a missing credential stops compose, naming it
+    missing = subprocess.run(
+        [*command, *arguments, "config", "-q"],
+        cwd=folder,
+        env={**env, **{k: v for k, v in credentials.items() if k != "MINIO_ROOT_PASSWORD"}},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert missing.returncode != 0 and "MINIO_ROOT_PASSWORD" in missing.stderr

@@ -169,9 +169,19 @@ def test_three_nodes_form_a_cluster_and_replicate_streams_x3(
         )
     for port in http_ports:
         wait_healthy(port)  # full health: JetStream meta group has a leader
-    _, jsz = http_json(f"http://127.0.0.1:{http_ports[0]}/jsz")
-    assert jsz["meta_cluster"]["name"] == "nova"
-    assert jsz["meta_cluster"]["cluster_size"] == 3
+    deadline = time.monotonic() + 30
+    while True:  # every peer caught up, as the meta leader sees it (slow on a busy machine)
+        _, jsz = http_json(f"http://127.0.0.1:{http_ports[0]}/jsz")
+        leader = (jsz or {}).get("meta_cluster", {}).get("leader") or "nats-1"
+        _, jsz = http_json(f"http://127.0.0.1:{http_ports[int(leader[-1]) - 1]}/jsz")
+        meta = (jsz or {}).get("meta_cluster", {})
+        peers = meta.get("replicas") or []
+        if meta.get("leader") == leader and len(peers) == 2 and all(p["current"] for p in peers):
+            break
+        assert time.monotonic() < deadline, f"meta group never caught up: {meta}"
+        time.sleep(0.2)
+    assert meta["name"] == "nova"
+    assert meta["cluster_size"] == 3
 
     # The services' stream declaration with NOVA_NATS__REPLICAS=3 gets three copies.
     settings = NatsSettings(url=f"nats://127.0.0.1:{client_ports[1]}", replicas=3)
@@ -179,7 +189,7 @@ def test_three_nodes_form_a_cluster_and_replicate_streams_x3(
     async def declare() -> Any:
         nc = await connect(settings, name="deploy-test")
         try:
-            js = nc.jetstream()
+            js = nc.jetstream(timeout=20)  # an R3 stream waits for its three peers
             await ensure_stream(js, settings)
             return await js.stream_info(settings.stream)
         finally:
