@@ -136,27 +136,33 @@ def test_single_server_starts_with_jetstream_healthy(
     assert varz["jetstream"]["config"]["store_dir"].startswith(str(tmp_path))
 
 
-def test_three_nodes_form_a_cluster_and_replicate_streams_x3(
-    tmp_path: Path, servers: list[subprocess.Popen[bytes]]
-) -> None:
+class NodeExited(RuntimeError):
+    """A node stopped while starting (on a shared machine: a free port taken meanwhile)."""
+
+
+def start_cluster(
+    folder: Path, servers: list[subprocess.Popen[bytes]]
+) -> tuple[list[int], list[int]]:
+    """Three nodes from the cluster template; (client ports, monitoring ports) once healthy."""
     route_ports = [free_port() for _ in range(3)]
     client_ports = [free_port() for _ in range(3)]
     http_ports = [free_port() for _ in range(3)]
     template = NATS_CLUSTER_CONF.read_text()
+    started = []
     for index in range(3):
         node = index + 1
-        conf = tmp_path / f"nats-{node}.conf"
+        conf = folder / f"nats-{node}.conf"
         conf.write_text(
             rewrite(
                 template,
                 {
-                    'store_dir: "/data"': f'store_dir: "{tmp_path}/nats-{node}"',
+                    'store_dir: "/data"': f'store_dir: "{folder}/nats-{node}"',
                     **{f"nats-{n + 1}:6222": f"127.0.0.1:{route_ports[n]}" for n in range(3)},
                 },
             )
         )
-        servers.append(
-            subprocess.Popen(
+        with (folder / f"nats-{node}.log").open("wb") as log:
+            process = subprocess.Popen(
                 [
                     *(nats_server_binary(), "-c", str(conf), "-a", "127.0.0.1"),
                     *("-p", str(client_ports[index]), "-m", str(http_ports[index])),
@@ -164,11 +170,39 @@ def test_three_nodes_form_a_cluster_and_replicate_streams_x3(
                 ],
                 env={**os.environ, "NATS_SERVER_NAME": f"nats-{node}"},
                 stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
+                stderr=log,
             )
-        )
-    for port in http_ports:
-        wait_healthy(port)  # full health: JetStream meta group has a leader
+        servers.append(process)
+        started.append(process)
+    deadline = time.monotonic() + 30
+    for index, port in enumerate(http_ports):
+        # full health: the JetStream meta group has a leader
+        while http_json(f"http://127.0.0.1:{port}/healthz")[0] != 200:
+            for n, process in enumerate(started):
+                if process.poll() is not None:
+                    log = (folder / f"nats-{n + 1}.log").read_text()[-800:]
+                    raise NodeExited(f"nats-{n + 1} exited {process.returncode}:\n{log}")
+            assert time.monotonic() < deadline, f"nats-{index + 1} never became healthy"
+            time.sleep(0.1)
+    return client_ports, http_ports
+
+
+def test_three_nodes_form_a_cluster_and_replicate_streams_x3(
+    tmp_path: Path, servers: list[subprocess.Popen[bytes]]
+) -> None:
+    for attempt in range(3):
+        folder = tmp_path / f"attempt-{attempt}"
+        folder.mkdir()
+        try:
+            client_ports, http_ports = start_cluster(folder, servers)
+            break
+        except NodeExited:
+            if attempt == 2:
+                raise
+            for process in servers:
+                process.terminate()
+                process.wait(10)
+            servers.clear()
     deadline = time.monotonic() + 30
     while True:  # every peer caught up, as the meta leader sees it (slow on a busy machine)
         _, jsz = http_json(f"http://127.0.0.1:{http_ports[0]}/jsz")
