@@ -5,12 +5,9 @@ an in-process cache keyed by that view, and labels the answer with an ETag of th
 client revalidating an unchanged gold gets 304 without any work.
 """
 
-import hmac
 import io
 import json
 import re
-import time
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from datetime import UTC, date, datetime
@@ -26,13 +23,10 @@ from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
     generate_latest,
 )
 from pydantic import BaseModel
@@ -40,6 +34,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.api import models, queries
 from services.api.feed import EventFeed
+from services.api.gateway import CachedAnswer, Gateway, Metrics, ResponseCache
 from services.api.gold import (
     FORECAST_RUNS,
     GOLD_BUILDS,
@@ -84,52 +79,6 @@ def problem_response(
     )
 
 
-class ResponseCache:
-    """Rendered bodies keyed by (gold version, request); old versions simply age out."""
-
-    def __init__(self, entries: int) -> None:
-        self._entries = entries
-        self._data: OrderedDict[tuple[str, ...], tuple[bytes, str]] = OrderedDict()
-
-    def get(self, key: tuple[str, ...]) -> tuple[bytes, str] | None:
-        hit = self._data.get(key)
-        if hit is not None:
-            with suppress(KeyError):  # evicted by another thread meanwhile
-                self._data.move_to_end(key)
-        return hit
-
-    def put(self, key: tuple[str, ...], value: tuple[bytes, str]) -> None:
-        if self._entries == 0:
-            return
-        self._data[key] = value
-        while len(self._data) > self._entries:
-            try:
-                self._data.popitem(last=False)
-            except KeyError:
-                break
-
-
-class Metrics:
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry()
-        self.requests = Counter(
-            "nova_api_requests_total", "HTTP requests.", ["route", "status"], registry=self.registry
-        )
-        self.latency = Histogram(
-            "nova_api_request_duration_seconds",
-            "Time to answer a request.",
-            ["route"],
-            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
-            registry=self.registry,
-        )
-        self.cache_hits = Counter(
-            "nova_api_cache_hits_total", "Answers served from the cache.", registry=self.registry
-        )
-        self.versions = Gauge(
-            "nova_api_gold_version", "Gold table version served.", ["table"], registry=self.registry
-        )
-
-
 def table_bytes(table: pa.Table, fmt: str) -> bytes:
     sink = io.BytesIO()
     if fmt == "csv":
@@ -157,13 +106,14 @@ def create_app(
     cache = ResponseCache(settings.cache_entries)
     metrics = Metrics()
     feed = feed_factory(refresher.poke) if feed_factory is not None else None
-    keys = [k.encode() for k in settings.key_list]
     max_page = settings.max_page_size
     default_page = min(50, max_page)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        state.refresh()
+        # Versions only (a look at two manifests); the refresher loads the tables next, in
+        # the background, so the process answers at once.
+        state.refresh(preload=False)
         refresher.start()
         if feed is not None:
             feed.start()
@@ -215,30 +165,20 @@ def create_app(
 
     @app.exception_handler(Exception)
     async def on_crash(request: Request, error: Exception) -> JSONResponse:
-        log.exception("request_failed", path=request.url.path, error_type=type(error).__name__)
+        with suppress(Exception):  # a failing log line must not cost the client its answer
+            log.exception("request_failed", path=request.url.path, error_type=type(error).__name__)
         return problem_response(request, 500, "Internal error", "The error was logged.")
 
-    # --- limits and metrics ---------------------------------------------------------------
-
-    @app.middleware("http")
-    async def limit_and_measure(request: Request, call_next: Callable[..., Any]) -> Response:
-        started = time.perf_counter()
-        if len(request.scope.get("query_string", b"")) > settings.max_query_bytes:
-            response: Response = problem_response(
-                request, 414, "Query too long", f"at most {settings.max_query_bytes} bytes"
-            )
-        elif int(request.headers.get("content-length") or 0) > 0:
-            response = problem_response(
-                request, 413, "Body not accepted", "the API is read-only; send no body"
-            )
-        else:
-            response = await call_next(request)
-        route = request.scope.get("route")
-        name = getattr(route, "path", "unmatched")
-        metrics.requests.labels(name, str(response.status_code)).inc()
-        metrics.latency.labels(name).observe(time.perf_counter() - started)
-        return response
-
+    # The gateway answers cached requests itself; CORS wraps it so those answers get CORS
+    # headers too (the last middleware added is the outermost).
+    app.add_middleware(
+        Gateway,
+        state=state,
+        cache=cache,
+        metrics=metrics,
+        keys=settings.key_list,
+        max_query_bytes=settings.max_query_bytes,
+    )
     if settings.cors_origin_list:
         app.add_middleware(
             CORSMiddleware,
@@ -249,21 +189,6 @@ def create_app(
         )
 
     # --- dependencies ---------------------------------------------------------------------
-
-    def require_key(request: Request) -> None:
-        if not keys:
-            return
-        given = request.headers.get("x-api-key", "")
-        auth = request.headers.get("authorization", "")
-        if auth.lower().startswith("bearer "):
-            given = auth[7:].strip()
-        if not any(hmac.compare_digest(given.encode(), k) for k in keys):
-            raise ApiProblem(
-                401,
-                "API key required",
-                "send Authorization: Bearer <key> or X-API-Key: <key>",
-                headers={"WWW-Authenticate": 'Bearer realm="nova"'},
-            )
 
     def current_view() -> GoldView:
         return state.current
@@ -294,8 +219,23 @@ def create_app(
             return f"{name}@{as_of}"
         return view.etag
 
+    known: dict[int, frozenset[str]] = {}  # by id(route): routes live as long as the app
+
+    def known_parameters(route: APIRoute) -> frozenset[str]:
+        """The query parameter names a route declares (its own and its dependencies')."""
+        if id(route) not in known:
+            names: set[str] = set()
+            pending = [route.dependant]
+            while pending:
+                dependant = pending.pop()
+                names.update(p.alias for p in dependant.query_params)
+                pending.extend(dependant.dependencies)
+            known[id(route)] = frozenset(names)
+        return known[id(route)]
+
     def serve(
         request: Request,
+        view: GoldView,
         tag: str,
         build: Callable[[], BaseModel | pa.Table],
         *,
@@ -303,21 +243,14 @@ def create_app(
         to_model: Callable[[pa.Table], BaseModel] | None = None,
         version: int | None = None,
     ) -> Response:
-        """Answer from the cache or `build`, with ETag and Cache-Control of the gold view."""
+        """Answer from `build`, with ETag and Cache-Control of the gold view, and keep the
+        answer for the gateway to send again while `view` is current."""
         etag = f'"{tag}-{fmt}"'
-        headers = {
-            "ETag": etag,
-            "Cache-Control": f"max-age={settings.cache_max_age_seconds}, must-revalidate",
-        }
+        headers = {"Cache-Control": f"max-age={settings.cache_max_age_seconds}, must-revalidate"}
         if version is not None:
             headers["X-Gold-Version"] = str(version)
         if etag in request.headers.get("if-none-match", ""):
-            return Response(status_code=304, headers=headers)
-        key = (tag, fmt, request.url.path, str(sorted(request.query_params.multi_items())))
-        hit = cache.get(key)
-        if hit is not None:
-            metrics.cache_hits.inc()
-            return Response(content=hit[0], media_type=hit[1], headers=headers)
+            return Response(status_code=304, headers={"ETag": etag, **headers})
         result = build()
         if isinstance(result, pa.Table):
             if fmt == "json":
@@ -327,8 +260,21 @@ def create_app(
                 body = table_bytes(result, fmt)
         else:
             body = result.model_dump_json().encode()
-        cache.put(key, (body, MEDIA[fmt]))
-        return Response(content=body, media_type=MEDIA[fmt], headers=headers)
+        route = request.scope.get("route")
+        if route is not None and set(request.query_params) <= known_parameters(route):
+            # Unknown parameters are ignored by validation, so each would be a new entry:
+            # such answers are not kept, and junk in a URL cannot flush the cache.
+            cache.put(
+                (view.etag, request.url.path, request.scope["query_string"]),
+                CachedAnswer(
+                    body=body,
+                    media_type=MEDIA[fmt],
+                    etag=etag,
+                    route=route.path,
+                    headers=tuple((k.lower().encode(), v.encode()) for k, v in headers.items()),
+                ),
+            )
+        return Response(content=body, media_type=MEDIA[fmt], headers={"ETag": etag, **headers})
 
     def rows_or_empty(loaded: IndexedTable | None) -> pa.Table | None:
         return None if loaded is None else loaded.data
@@ -338,7 +284,7 @@ def create_app(
             return []
         return [model(**r) for r in queries.rows(rows, offset, limit)]
 
-    api = APIRouter(prefix="/api/v1", dependencies=[Depends(require_key)])
+    api = APIRouter(prefix="/api/v1")
 
     # --- items, sites, suppliers ----------------------------------------------------------
 
@@ -376,7 +322,8 @@ def create_app(
             rows = queries.equals(loaded.data, "item_family", family, upper=True)
             rows = queries.equals(rows, "demand_class", demand_class)
             rows = queries.search(rows, q, ["item_code", "item_description"])
-            return queries.sort(rows, sort, "item_code")
+            # Loaded tables are already in key order; filters keep it.
+            return rows if sort == "item_code" else queries.sort(rows, sort, "item_code")
 
         def model(rows: pa.Table) -> models.ItemPage:
             return models.ItemPage(
@@ -390,6 +337,7 @@ def create_app(
         version = version_of(loaded)
         return serve(
             request,
+            view,
             token(view, "dim_item", as_of_version),
             build,
             fmt=format,
@@ -442,7 +390,7 @@ def create_app(
                 policy=models.InventoryPolicy(**policy) if policy else None,
             )
 
-        return serve(request, view.etag, build, version=items.version)
+        return serve(request, view, view.etag, build, version=items.version)
 
     @api.get("/sites", response_model=models.SitePage, tags=["items"])
     def list_sites(
@@ -466,7 +414,7 @@ def create_app(
                 return pa.table({})
             rows = queries.equals(loaded.data, "state", state_code, upper=True)
             rows = queries.search(rows, q, ["site_code", "client_name"])
-            return queries.sort(rows, sort, "site_code")
+            return rows if sort == "site_code" else queries.sort(rows, sort, "site_code")
 
         def model(rows: pa.Table) -> models.SitePage:
             return models.SitePage(
@@ -479,6 +427,7 @@ def create_app(
 
         return serve(
             request,
+            view,
             token(view, "dim_site", as_of_version),
             build,
             fmt=format,
@@ -523,6 +472,7 @@ def create_app(
 
         return serve(
             request,
+            view,
             token(view, "dim_supplier", as_of_version),
             build,
             fmt=format,
@@ -597,6 +547,7 @@ def create_app(
 
         return serve(
             request,
+            view,
             token(view, "fact_demand", as_of_version),
             build,
             fmt=format,
@@ -692,7 +643,7 @@ def create_app(
                 version=loaded.version,
             )
 
-        return serve(request, view.etag, build, fmt=format, version=loaded.version)
+        return serve(request, view, view.etag, build, fmt=format, version=loaded.version)
 
     @api.get("/forecasts/summary", response_model=models.ForecastSummary, tags=["forecasts"])
     def forecast_summary(
@@ -723,7 +674,7 @@ def create_app(
             )
 
         return serve(
-            request, view.etag, build, fmt=format, to_model=model, version=version_of(loaded)
+            request, view, view.etag, build, fmt=format, to_model=model, version=version_of(loaded)
         )
 
     # --- inventory ------------------------------------------------------------------------
@@ -768,6 +719,7 @@ def create_app(
 
         return serve(
             request,
+            view,
             token(view, "inventory_policy", as_of_version),
             build,
             fmt=format,
@@ -796,7 +748,10 @@ def create_app(
         def build() -> pa.Table:
             if loaded is None:
                 return pa.table({})
-            return queries.alerts(loaded.data, rows_or_empty(items), levels)
+            return view.memo(
+                f"alerts:{loaded.version}:{','.join(levels)}",
+                lambda: queries.alerts(loaded.data, rows_or_empty(items), levels),
+            )
 
         def model(rows: pa.Table) -> models.AlertPage:
             return models.AlertPage(
@@ -809,6 +764,7 @@ def create_app(
 
         return serve(
             request,
+            view,
             token(view, "inventory_policy", as_of_version),
             build,
             fmt=format,
@@ -847,6 +803,7 @@ def create_app(
 
         return serve(
             request,
+            view,
             token(view, "forecast_accuracy", as_of_version),
             build,
             fmt=format,
@@ -884,7 +841,7 @@ def create_app(
                 version=loaded.version,
             )
 
-        return serve(request, token(view, "dq_results", as_of_version), build)
+        return serve(request, view, token(view, "dq_results", as_of_version), build)
 
     @api.get(
         "/quality/reports/{build_id}",
@@ -1050,13 +1007,14 @@ def create_app(
     def ready() -> JSONResponse:
         """Ready when gold is readable: a build exists and the last look at storage worked."""
         view = state.current
-        ok = bool(view.pin.versions) and state.last_error is None
+        ok = bool(view.pin.versions) and state.last_error is None and view.preloaded
         body = models.Readiness(
             ready=ok,
             versions=dict(view.pin.versions),
             build_id=view.pin.build_id,
             run_id=view.pin.run_id,
             storage_error=state.last_error,
+            loading=not view.preloaded,
         )
         return JSONResponse(body.model_dump(mode="json"), status_code=200 if ok else 503)
 

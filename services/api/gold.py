@@ -12,10 +12,10 @@ import hashlib
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -30,6 +30,7 @@ from shared.manifests import (
 from shared.storage import Lake
 
 log = get_logger(__name__)
+T = TypeVar("T")
 
 # Tables the API serves, with the column requests look rows up by (sorted on load).
 SERVED_TABLES: dict[str, str | None] = {
@@ -50,6 +51,20 @@ SERVED_TABLES: dict[str, str | None] = {
     FORECAST_RUNS: None,
 }
 FORECAST_TABLES = ("fact_forecast", "forecast_accuracy", "inventory_policy")
+# What the endpoints read, loaded in the background at start so no request pays for it;
+# small tables first, so the cheap endpoints are ready soonest.
+PRELOAD = (
+    GOLD_BUILDS,
+    FORECAST_RUNS,
+    "dim_item",
+    "dim_site",
+    "dim_supplier",
+    "dq_results",
+    "inventory_policy",
+    "forecast_accuracy",
+    "fact_forecast",
+    "fact_demand",
+)
 
 
 class UnknownVersionError(LookupError):
@@ -69,16 +84,25 @@ class IndexedTable:
 
     @classmethod
     def build(cls, name: str, version: int, data: pa.Table, key: str | None) -> IndexedTable:
-        if key is None or key not in data.column_names or data.num_rows == 0:
+        if key is None or key not in data.column_names:
             return cls(name, version, data, None, {})
-        data = data.sort_by(key)
-        # On sorted data value_counts lists the values in order, so running sums are offsets.
-        counts = pc.value_counts(data[key]).flatten()
-        values = counts[0].to_pylist()
-        sizes = counts[1].to_pylist()
+        if data.num_rows == 0:
+            return cls(name, version, data, key, {})
+        # Sorting millions of strings is slow; the few thousand distinct codes are sorted once
+        # and the rows by their integer rank, which gives the same order.
+        encoded = pc.dictionary_encode(data[key].combine_chunks())
+        codes = encoded.dictionary
+        code_order = pc.array_sort_indices(codes, null_placement="at_end")
+        rank_of_code = pc.array_sort_indices(code_order)  # inverse permutation
+        ranks = pc.take(rank_of_code, encoded.indices)
+        ranks = pc.if_else(pc.is_null(ranks), len(codes), ranks)  # null keys sort last
+        order = pc.array_sort_indices(ranks)
+        data = data.take(order)
+        sizes = pc.value_counts(pc.take(ranks, order)).flatten()[1]
         ranges: dict[str, tuple[int, int]] = {}
         start = 0
-        for value, size in zip(values, sizes, strict=True):
+        for code_index, size in zip(code_order.to_pylist(), sizes.to_pylist(), strict=False):
+            value = codes[code_index].as_py()
             if value is not None:
                 ranges[value] = (start, size)
             start += size
@@ -149,6 +173,22 @@ class GoldView:
     _tables: dict[str, IndexedTable | None] = field(default_factory=dict)
     _locks: dict[str, threading.Lock] = field(default_factory=dict)
     _guard: threading.Lock = field(default_factory=threading.Lock)
+    _memo: dict[str, Any] = field(default_factory=dict)
+
+    def memo(self, key: str, compute: Callable[[], T]) -> T:
+        """A value derived from this view's tables, computed once (a race computes it twice,
+        harmlessly: both results are equal)."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]  # type: ignore[no-any-return]
+
+    @property
+    def preloaded(self) -> bool:
+        return all(n in self._tables for n in PRELOAD if n in self.pin.versions)
+
+    def preload(self) -> None:
+        for name in PRELOAD:
+            self.table(name)
 
     @property
     def etag(self) -> str:
@@ -212,35 +252,45 @@ class GoldState:
         self.last_checked: datetime | None = None
         self.last_error: str | None = None
 
-    def refresh(self) -> bool:
-        """Publish a new view if gold moved; returns whether it did."""
+    def refresh(self, *, preload: bool = True) -> bool:
+        """Publish a new view if gold moved; returns whether it did.
+
+        The new view's tables are loaded before it is published, so no request waits. If
+        storage fails meanwhile, the current view stays and `last_error` says why.
+        """
         with self._refresh_lock:
             try:
-                pin = resolve_pin(self._lake)
+                switched = self._switch_if_moved(preload)
                 self.last_error = None
+                return switched
             except Exception as error:  # storage down: keep serving the view we have
                 self.last_error = f"{type(error).__name__}: {error}"
                 log.warning("gold_version_check_failed", error=self.last_error)
                 return False
             finally:
                 self.last_checked = datetime.now().astimezone()
-            old = self.current
-            if pin.versions == old.pin.versions:
-                return False
-            view = GoldView(self._lake, pin)
-            for table in old.loaded().values():
-                view.adopt(table)
-            for name in old.loaded():
-                view.table(name)  # load the changed tables now, before anyone reads them
-            self.current = view
-            log.info(
-                "gold_view_switched",
-                build_id=pin.build_id,
-                run_id=pin.run_id,
-                versions=dict(pin.versions),
-                etag=pin.etag,
-            )
-            return True
+
+    def _switch_if_moved(self, preload: bool) -> bool:
+        pin = resolve_pin(self._lake)
+        old = self.current
+        if pin.versions == old.pin.versions:
+            return False
+        view = GoldView(self._lake, pin)
+        for table in old.loaded().values():
+            view.adopt(table)
+        if preload:
+            view.preload()
+        for name in old.loaded():
+            view.table(name)
+        self.current = view
+        log.info(
+            "gold_view_switched",
+            build_id=pin.build_id,
+            run_id=pin.run_id,
+            versions=dict(pin.versions),
+            etag=pin.etag,
+        )
+        return True
 
     def table_at(self, name: str, version: int) -> IndexedTable:
         """A past (or current) version of a table, for `as_of_version`; a few are kept."""
@@ -289,6 +339,10 @@ class Refresher:
         self._thread.join(timeout=10)
 
     def _run(self) -> None:
+        try:
+            self._state.current.preload()
+        except Exception as error:  # storage trouble: requests load on demand, /ready says why
+            log.warning("gold_preload_failed", error=f"{type(error).__name__}: {error}")
         while not self._stop.is_set():
             self._wake.wait(self._interval)
             self._wake.clear()

@@ -300,6 +300,7 @@ class Readiness(BaseModel):
     build_id: str | None
     run_id: str | None
     storage_error: str | None
+    loading: bool = Field(description="Gold tables are still being loaded into memory.")
 
 
 class Problem(BaseModel):

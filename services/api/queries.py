@@ -152,6 +152,46 @@ def demand_history(
     return pa.table(out, schema=DEMAND_SCHEMA)
 
 
+def _sums_by_site_and_period(demand: pa.Table, grain: str) -> dict[Any, dict[date, list[Any]]]:
+    """{site (None: all sites): {period: [quantity, request_lines, requests]}}, one pass."""
+    if demand.num_rows == 0:
+        return {None: {}}
+    periods = pc.cast(pc.floor_temporal(demand["demand_date"], unit=grain), pa.date32())
+    grouped = (
+        pa.table(
+            {
+                "site_code": demand["site_code"],
+                "period": periods,
+                "quantity": demand["quantity"],
+                "request_lines": pc.cast(demand["request_lines"], pa.int64()),
+                "requests": pc.cast(demand["requests"], pa.int64()),
+            }
+        )
+        .group_by(["site_code", "period"])
+        .aggregate([("quantity", "sum"), ("request_lines", "sum"), ("requests", "sum")])
+    )
+    sums: dict[Any, dict[date, list[Any]]] = {None: {}}
+    for row in grouped.to_pylist():
+        values = [row["quantity_sum"], row["request_lines_sum"], row["requests_sum"]]
+        sums.setdefault(row["site_code"], {})[row["period"]] = values
+        total = sums[None].setdefault(row["period"], [0.0, 0, 0])
+        for i, value in enumerate(values):
+            total[i] += value
+    return sums
+
+
+NO_DEMAND = (0.0, 0, 0)
+
+
+def _actual(
+    observed: dict[date, list[Any]], period: date, grain: str, data_end: date | None
+) -> float | None:
+    """Demand of a period once gold holds all of it, else None."""
+    if data_end is None or next_period(period, grain) - timedelta(days=1) > data_end:
+        return None
+    return float(observed.get(period, NO_DEMAND)[0])
+
+
 def forecast_series(
     forecasts: pa.Table,
     demand: pa.Table,
@@ -173,34 +213,24 @@ def forecast_series(
     if horizon is not None:
         forecasts = forecasts.filter(pc.less_equal(forecasts["step"], horizon))
     forecasts = forecasts.sort_by([("series_id", "ascending"), ("step", "ascending")])
-    period_days = 7 if bucket == "week" else 31
+    # The item's demand is bucketed once for all its series (an item may have hundreds).
+    sums = _sums_by_site_and_period(demand, bucket)
+    by_series: dict[str, list[dict[str, Any]]] = {}
+    for point in forecasts.to_pylist():
+        by_series.setdefault(point["series_id"], []).append(point)
     result = []
-    for series_id in pc.unique(forecasts["series_id"]).to_pylist():
-        points = forecasts.filter(pc.equal(forecasts["series_id"], series_id)).to_pylist()
+    for series_id, points in by_series.items():
         series_site = points[0]["site_code"]
+        observed = sums.get(series_site, {})
         first = points[0]["period"]
-        history = demand_history(
-            demand,
-            site=series_site,
-            date_from=period_start(first - timedelta(days=period_days * history_periods), bucket),
-            date_to=first - timedelta(days=1),
-            grain=bucket,
-            max_days=period_days * (history_periods + 1),
-        )
-        history = history.slice(max(0, history.num_rows - history_periods))
-        actual: dict[date, float] = {}
-        if data_end is not None and data_end >= first:
-            observed = demand_history(
-                demand, site=series_site, date_from=first, date_to=data_end, grain=bucket,
-                max_days=10**6,
-            )  # fmt: skip
-            actual = {
-                period: quantity
-                for period, quantity in zip(
-                    observed["period"].to_pylist(), observed["quantity"].to_pylist(), strict=True
-                )
-                if next_period(period, bucket) - timedelta(days=1) <= data_end
-            }
+        periods = [period_start(first - timedelta(days=1), bucket)]
+        while len(periods) < history_periods:
+            periods.append(period_start(periods[-1] - timedelta(days=1), bucket))
+        history = [
+            dict(zip(DEMAND_SCHEMA.names, [p, *observed.get(p, NO_DEMAND)], strict=True))
+            for p in reversed(periods)
+        ]
+
         result.append(
             {
                 "series_id": series_id,
@@ -211,11 +241,11 @@ def forecast_series(
                         "period": p["period"],
                         "step": p["step"],
                         **{q: p.get(q) for q in (*QUANTILE_COLUMNS, "p_service", "mean")},
-                        "actual": actual.get(p["period"]),
+                        "actual": _actual(observed, p["period"], bucket, data_end),
                     }
                     for p in points
                 ],
-                "history": history.to_pylist(),
+                "history": history,
             }
         )
     return result
