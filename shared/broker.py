@@ -47,7 +47,7 @@ def dlq_stream_config(settings: NatsSettings) -> StreamConfig:
 
 async def connect(settings: NatsSettings, name: str) -> NatsClient:
     return await nats.connect(
-        settings.url,
+        settings.servers,
         name=name,
         connect_timeout=settings.connect_timeout_seconds,
         max_reconnect_attempts=-1,
@@ -62,7 +62,7 @@ async def connect_once(settings: NatsSettings, name: str) -> NatsClient:
         return None
 
     return await nats.connect(
-        settings.url,
+        settings.servers,
         name=name,
         connect_timeout=settings.connect_timeout_seconds,
         # nats-py only gives up on a first connection when the attempts are bounded.

@@ -15,7 +15,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 class NatsSettings(BaseModel):
     url: str = Field(
-        "nats://127.0.0.1:4222", description="NATS server URL the services connect to."
+        "nats://127.0.0.1:4222",
+        description="NATS server URL the services connect to; a cluster's servers comma-separated.",
     )
     stream: str = Field("NOVA", description="JetStream stream that stores every nova.v1 event.")
     duplicate_window_seconds: float = Field(
@@ -32,6 +33,12 @@ class NatsSettings(BaseModel):
     dlq_max_age_days: float = Field(
         365.0, gt=1, description="Dead letters older than this leave the dead-letter stream."
     )
+
+    @property
+    def servers(self) -> list[str]:
+        """`url` as the list of servers a client may connect to."""
+        return [u.strip() for u in self.url.split(",") if u.strip()]
+
     replicas: int = Field(
         1,
         ge=1,
