@@ -24,6 +24,18 @@ from shared.settings import StorageSettings
 
 Layer = Literal["bronze", "silver", "gold"]
 ROW_GROUP_ROWS = 128 * 1024
+# How deltalake's S3 client (Rust object_store) gives up. Its defaults retry one operation for
+# up to 180 s: against a server that accepts connections but never answers, a version check or
+# a build step then hangs for three minutes before anyone hears of it. Refused connections fail
+# after its ten quick retries (a few seconds) either way; brief blips are still absorbed.
+DELTA_S3_CLIENT_OPTIONS = {
+    "connect_timeout": "5s",
+    "timeout": "30s",  # one request, body included (object_store's default)
+    "retry_timeout": "30s",
+}
+# pyarrow's S3 client (AWS SDK) already fails fast: a refused connection at once, a server that
+# does not answer after three attempts of ~3 s. A reachability probe should answer sooner still.
+PROBE_RETRY = pafs.AwsStandardS3RetryStrategy(max_attempts=1)
 
 
 class LakePathError(ValueError):
@@ -53,11 +65,15 @@ class Lake:
         fs_root: str,
         uri_root: str,
         delta_storage_options: Mapping[str, str],
+        probe: tuple[pafs.FileSystem, str] | None = None,
     ) -> None:
         self._fs = filesystem
         self._fs_root = fs_root.rstrip("/")
         self._uri_root = uri_root.rstrip("/")
         self._delta_options = dict(delta_storage_options)
+        # What `reachable` looks at: the bucket (or the root folder), through a client that
+        # does not retry.
+        self._probe = probe or (filesystem, self._fs_root)
 
     @classmethod
     def from_settings(cls, settings: StorageSettings) -> Lake:
@@ -69,14 +85,16 @@ class Lake:
         scheme, _, host = settings.s3_endpoint_url.partition("://")
         access_key = settings.s3_access_key.get_secret_value()
         secret_key = settings.s3_secret_key.get_secret_value()
-        filesystem = pafs.S3FileSystem(
-            access_key=access_key or None,
-            secret_key=secret_key or None,
-            endpoint_override=host,
-            scheme=scheme,
-            region=settings.s3_region,
-            allow_bucket_creation=False,
-        )
+        client = {
+            "access_key": access_key or None,
+            "secret_key": secret_key or None,
+            "endpoint_override": host,
+            "scheme": scheme,
+            "region": settings.s3_region,
+            "allow_bucket_creation": False,
+        }
+        filesystem = pafs.S3FileSystem(**client)
+        probe = pafs.S3FileSystem(**client, retry_strategy=PROBE_RETRY)
         key_root = "/".join(p for p in (settings.s3_bucket, settings.s3_prefix.strip("/")) if p)
         options = {
             "AWS_ENDPOINT_URL": settings.s3_endpoint_url,
@@ -85,14 +103,25 @@ class Lake:
             # MinIO honours If-None-Match, which makes concurrent Delta commits safe without a
             # lock service.
             "aws_conditional_put": "etag",
+            **DELTA_S3_CLIENT_OPTIONS,
         }
         if access_key:
             options["AWS_ACCESS_KEY_ID"] = access_key
             options["AWS_SECRET_ACCESS_KEY"] = secret_key
-        return cls(filesystem, key_root, f"s3://{key_root}", options)
+        return cls(filesystem, key_root, f"s3://{key_root}", options, (probe, settings.s3_bucket))
 
     def __repr__(self) -> str:  # never show storage options: they hold credentials
         return f"Lake({self._uri_root!r})"
+
+    def reachable(self) -> bool:
+        """Whether the storage answers and holds the lake's bucket (or root folder); one quick
+        look that never raises. Services ask it after a failure: when the lake is away, the
+        failure is not the file's or the event's fault, and they wait instead of giving up."""
+        filesystem, root = self._probe
+        try:
+            return filesystem.get_file_info(root).type == pafs.FileType.Directory
+        except Exception:  # pyarrow raises OSError subclasses; any failure means "not now"
+            return False
 
     # --- plain objects (bronze) -------------------------------------------------------------
 
