@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import signal
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -45,6 +46,103 @@ class RetryPolicy:
         self._failures.pop(path, None)
 
 
+class StorageOutage:
+    """While the lake does not answer, nothing is read: every file waits in the inbox.
+
+    Without it each waiting file would be read, hashed and parsed again at every retry of its
+    own backoff, one stack trace each, and would then sit out the rest of that backoff (up to a
+    minute) after the lake is back. Instead the lake is looked at after 1 s, 2 s, 4 s ... at
+    most every `max_seconds`, and all files go on the moment it answers.
+    """
+
+    def __init__(self, first_seconds: float = 1.0, max_seconds: float = 30.0) -> None:
+        self._first = first_seconds
+        self._max = max_seconds
+        self._delay = first_seconds
+        self.since: float | None = None
+        self.next_look = 0.0
+
+    @property
+    def active(self) -> bool:
+        return self.since is not None
+
+    def begin(self, now: float) -> None:
+        if self.since is None:
+            self.since = now
+            self._delay = self._first
+        self.next_look = now + self._delay
+
+    def still_down(self, now: float) -> float:
+        """The lake did not answer again; returns seconds until the next look."""
+        self._delay = min(self._max, self._delay * 2)
+        self.next_look = now + self._delay
+        return self._delay
+
+    def end(self, now: float) -> float:
+        """The lake answers; returns how long it was away."""
+        assert self.since is not None
+        lasted = now - self.since
+        self.since = None
+        return lasted
+
+
+async def ingest_ready(
+    paths: list[Path],
+    service: IngestService,
+    lake: Lake,
+    tracker: StabilityTracker,
+    retry: RetryPolicy,
+    outage: StorageOutage,
+    stop: asyncio.Event,
+    clock: Callable[[], float] = time.monotonic,
+) -> None:
+    """Ingest the files that are ready, one by one; whatever fails stays in the inbox."""
+    for index, path in enumerate(paths):
+        if stop.is_set() or outage.active:  # leave the rest for the next start, or the lake
+            for waiting in paths[index:]:
+                tracker.notice(waiting)
+            return
+        try:
+            await service.process(path)
+            retry.succeeded(path)
+        except FileChangedError:
+            log.info("file_changed_while_read", file=str(path))
+            tracker.notice(path)
+        except Exception as exc:
+            if isinstance(exc, FileNotFoundError) and not path.exists():
+                log.info("file_vanished", file=str(path))
+                continue
+            # The file stays in the inbox untouched and is tried again later; never quarantined
+            # for trouble that is not its own.
+            if not await asyncio.to_thread(lake.reachable):
+                outage.begin(clock())
+                log.error(
+                    "storage_unavailable",
+                    file=str(path),
+                    error=" ".join(f"{type(exc).__name__}: {exc}".split())[:1024],
+                    next_look_in_seconds=round(outage.next_look - clock(), 1),
+                )
+                tracker.notice(path)
+                continue
+            # Broker trouble, or the lake failing on this file only: back off per file, so a
+            # long outage is not a busy loop.
+            delay = retry.failed(path)
+            log.exception("file_failed", file=str(path), retry_in_seconds=delay)
+            tracker.notice(path, not_before=clock() + delay)
+
+
+async def look_at_storage(lake: Lake, outage: StorageOutage, clock: Callable[[], float]) -> None:
+    """During an outage, look at the lake when due; ends the outage once it answers."""
+    if not outage.active or clock() < outage.next_look:
+        return
+    if await asyncio.to_thread(lake.reachable):
+        lasted = outage.end(clock())
+        log.info("storage_available", unavailable_seconds=round(lasted, 1))
+    else:
+        delay = outage.still_down(clock())
+        log.warning("storage_still_unavailable", next_look_in_seconds=delay)
+
+
 class JetStreamPublisher:
     def __init__(self, js: JetStreamContext) -> None:
         self._js = js
@@ -74,6 +172,7 @@ async def run(settings: NovaSettings) -> None:
     lake = Lake.from_settings(settings.storage)
     service = IngestService(lake, JetStreamPublisher(js), ledger, ingestor, metrics)
     retry = RetryPolicy()
+    outage = StorageOutage()
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -87,24 +186,11 @@ async def run(settings: NovaSettings) -> None:
     next_prune = time.monotonic()
     try:
         while not stop.is_set():
-            for path in tracker.ready(time.monotonic()):
-                if stop.is_set():  # leave the rest for the next start
-                    break
-                try:
-                    await service.process(path)
-                    retry.succeeded(path)
-                except FileChangedError:
-                    log.info("file_changed_while_read", file=str(path))
-                    tracker.notice(path)
-                except FileNotFoundError:
-                    log.info("file_vanished", file=str(path))
-                except Exception:
-                    # Broker or lake trouble: the file stays in the inbox untouched and is tried
-                    # again later, backing off so a long outage is not a busy loop.
-                    delay = retry.failed(path)
-                    log.exception("file_failed", file=str(path), retry_in_seconds=delay)
-                    tracker.notice(path, not_before=time.monotonic() + delay)
-            if time.monotonic() >= next_prune:
+            await look_at_storage(lake, outage, time.monotonic)
+            if not outage.active:
+                ready = tracker.ready(time.monotonic())
+                await ingest_ready(ready, service, lake, tracker, retry, outage, stop)
+            if time.monotonic() >= next_prune and not outage.active:
                 next_prune = time.monotonic() + PRUNE_EVERY_SECONDS
                 try:
                     await asyncio.to_thread(

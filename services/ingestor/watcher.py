@@ -75,7 +75,10 @@ class StabilityTracker:
                     del self._seen[path]
                     continue
                 if (stat.st_size, stat.st_mtime_ns) != (seen.size, seen.mtime_ns):
-                    self._seen[path] = _Observation(stat.st_size, stat.st_mtime_ns, now)
+                    # A failed file's backoff outlives the first look at its size and mtime.
+                    self._seen[path] = _Observation(
+                        stat.st_size, stat.st_mtime_ns, now, seen.not_before
+                    )
                 elif now - seen.unchanged_since >= self._stable_seconds and now >= seen.not_before:
                     del self._seen[path]
                     done.append(path)
