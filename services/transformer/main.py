@@ -7,7 +7,9 @@ import contextlib
 import logging
 import os
 import random
+import re
 import socket
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -53,6 +55,7 @@ MAX_RETRY_DELAY_SECONDS = 60.0
 # again in lockstep.
 CONFLICT_RETRY_SECONDS = (0.2, 1.0)
 MAX_ERROR_HEADER_BYTES = 1024
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 DLQ_PUBLISH_ATTEMPTS = 3
 DLQ_PUBLISH_TIMEOUT_SECONDS = 5.0
 
@@ -71,6 +74,9 @@ LEASE_RECHECK_SECONDS = 1.0  # an expired lease announces nothing: look again th
 # running long reports progress this often (or thrice per ack_wait) so that the other replica
 # does not get it too.
 PROGRESS_SECONDS = 10.0
+# While the lake does not answer, a failed build waits for it, looking again after 1 s, 2 s,
+# 4 s ... at most this often, and is then built again in the same delivery.
+STORAGE_RECHECK_MAX_SECONDS = 30.0
 
 
 def retry_delay_seconds(delivery: int) -> float:
@@ -80,6 +86,48 @@ def retry_delay_seconds(delivery: int) -> float:
 
 def conflict_retry_delay_seconds() -> float:
     return random.uniform(*CONFLICT_RETRY_SECONDS)
+
+
+async def wait_for_storage(
+    lake: Lake, first_seconds: float = 1.0, max_seconds: float = STORAGE_RECHECK_MAX_SECONDS
+) -> float:
+    """Return once the lake answers again, looking with exponential backoff; seconds waited."""
+    started = time.monotonic()
+    delay = first_seconds
+    while True:
+        await asyncio.sleep(delay)
+        if await asyncio.to_thread(lake.reachable):
+            return time.monotonic() - started
+        log.warning(
+            "storage_still_unavailable",
+            waited_seconds=round(time.monotonic() - started, 1),
+            next_look_in_seconds=min(delay * 2, max_seconds),
+        )
+        delay = min(delay * 2, max_seconds)
+
+
+async def through_storage_outages(
+    lake: Lake, build: Callable[[], Awaitable[BuildResult]], recheck_first_seconds: float = 1.0
+) -> BuildResult:
+    """`build()`, built again for as long as it fails because the lake is away.
+
+    A storage outage is nobody's event's fault: counting it against the bounded deliveries would
+    dead-letter every event in flight during an outage of a few minutes (10 deliveries with
+    backoff doubling to a minute is about four). So a failure while the lake does not answer is
+    waited out inside this delivery (the caller keeps reporting progress), and only failures
+    with the lake answering (a missing object, bad data, a bug) use up deliveries.
+    """
+    while True:
+        try:
+            return await build()
+        except Exception as exc:
+            if isinstance(exc, UnknownDatasetError) or is_commit_conflict(exc):
+                raise
+            if await asyncio.to_thread(lake.reachable):
+                raise
+            log.warning("storage_unavailable", error=error_header(exc))
+            waited = await wait_for_storage(lake, recheck_first_seconds)
+            log.info("storage_available", waited_seconds=round(waited, 1))
 
 
 class LeaseLostError(RuntimeError):
@@ -101,8 +149,11 @@ def is_commit_conflict(exc: BaseException) -> bool:
 
 
 def error_header(exc: BaseException) -> str:
-    """`Class: message` on one line, at most 1 KB of UTF-8 (a header cannot hold a newline)."""
-    text = " ".join(f"{type(exc).__name__}: {exc}".split())
+    """`Class: message` on one line, at most 1 KB of UTF-8 (a header cannot hold a newline).
+
+    deltalake colours the causes in its messages for a terminal; those escapes are dropped.
+    """
+    text = " ".join(ANSI_ESCAPE.sub("", f"{type(exc).__name__}: {exc}").split())
     return text.encode()[:MAX_ERROR_HEADER_BYTES].decode(errors="ignore")
 
 
@@ -354,7 +405,9 @@ def build_app(settings: NovaSettings) -> FastStream:
             try:
                 # Shielded: if the handler is cancelled (shutdown), the thread still finishes
                 # its commits, and the lease is held until it has.
-                result = await asyncio.shield(build_under_lease(event))
+                result = await through_storage_outages(
+                    lake, lambda: asyncio.shield(build_under_lease(event))
+                )
                 if result.quality_blocked:
                     failed = quality_failed_event(result, event)
                     await broker.publish(
