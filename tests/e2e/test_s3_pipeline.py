@@ -4,10 +4,17 @@ moto's S3 server runs in the test process; `nova up` starts nats-server, the ing
 transformer and the API with `NOVA_STORAGE__BACKEND=s3` pointing at it; the forecaster runs
 as its own process. Bronze Parquet objects, Delta tables and their conditional commits all go
 over HTTP to the server, and nothing is written to a local lake folder.
+
+The second test stops the server in the middle of a burst of files and starts it again: the API
+reports not-ready with the storage error meanwhile, the ingestor and the transformer wait for
+the lake instead of quarantining files or dead-lettering events, and afterwards silver and gold
+equal a clean rebuild of the same bronze.
 """
 
 from __future__ import annotations
 
+import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,12 +24,15 @@ import pytest
 from services.demo.erp_workbook import REQUISITIONS_SHEET
 from services.demo.sources import generate_demo_sources
 from services.ingestor.contracts import CONTRACTS
+from services.transformer.builds import rebuild_all
+from shared.settings import StorageSettings
 from shared.storage import Lake
 from tests.demo_lake import build_demo_gold
 from tests.e2e.s3 import (
     PREFIX,
     MotoS3,
     S3Stack,
+    copy_bronze,
     differences,
     read_tables,
     run_forecaster,
@@ -135,3 +145,100 @@ def test_drop_to_forecast_through_the_api_with_the_lake_on_s3(
     # _ingested_at is each ingestion's clock; everything else must be equal.
     assert differences(on_s3, on_disk, drop=["_ingested_at"]) == []
     assert "gold.dim_item" in on_s3 and on_s3["gold.dim_item"].num_rows == len(codes)
+
+
+def copy_with_suffix(paths: list[Path], suffix: str, out: Path) -> list[Path]:
+    """Other exports of the same kind: same contracts, other file names."""
+    out.mkdir(parents=True, exist_ok=True)
+    return [Path(shutil.copy(path, out / f"{path.stem}_{suffix}{path.suffix}")) for path in paths]
+
+
+def test_s3_outage_mid_burst_is_retried_reported_and_loses_nothing(s3: MotoS3, tmp_path: Path):
+    stack = S3Stack.create(
+        s3,
+        tmp_path,
+        NOVA_API__VERSION_CHECK_SECONDS="0.3",
+        # Few deliveries, so that an outage of seconds outlasts them all (at the default of 10
+        # with backoff doubling to a minute, that takes minutes): storage being away must not
+        # use them up.
+        NOVA_TRANSFORMER__MAX_DELIVER="3",
+    )
+    stack.start()
+    try:
+        # First the ERP workbook alone, so that gold exists and the API is ready.
+        first = generate_demo_sources(tmp_path / "first", seed=SEED, items=ITEMS, depots=DEPOTS,
+                                      days=DAYS)  # fmt: skip
+        workbook, *others = first.paths
+        stack.drop([workbook])
+        wait_for(lambda: stack.archived_names() == [workbook.name], SETTLE_TIMEOUT,
+                 "the workbook to be archived", detail=stack.logs_tail)  # fmt: skip
+        wait_for(stack.pipeline_settled, SETTLE_TIMEOUT, "the first build",
+                 detail=stack.logs_tail)  # fmt: skip
+        wait_for(lambda: stack.get("/ready").status_code == 200, 30, "/ready")
+
+        # A burst: the other sources, and a branch's workbook and stock movements.
+        second = generate_demo_sources(tmp_path / "second", seed=SEED + 1, items=ITEMS // 2,
+                                       depots=DEPOTS, days=DAYS)  # fmt: skip
+        branch = copy_with_suffix(second.paths[:2], "filial", tmp_path / "branch")
+        burst = [*others, branch[0]]
+        late = [branch[1]]
+        codes = workbook_item_codes(workbook) | workbook_item_codes(branch[0])
+        stack.drop(burst)
+        # The outage starts once the burst is under way: files archived, builds queued.
+        wait_for(lambda: len(stack.archived_names()) > 1, 60, "the burst to start", every=0.05)
+        s3.stop()
+        outage_started = time.monotonic()
+        stack.drop(late)  # files keep arriving while the lake is away
+        storage_error = wait_for(
+            lambda: (r := stack.get("/ready")).status_code == 503 and r.json()["storage_error"],
+            20,
+            "/ready to report the storage failure",
+            every=0.1,
+        )
+        assert "S3" in storage_error, storage_error  # the reason, for whoever looks
+
+        # Both writers met the outage and wait for the lake, for longer than several retries.
+        def both_waiting() -> bool:
+            return (
+                bool(stack.events("ingestor", "storage_unavailable"))
+                and bool(stack.events("transformer", "storage_unavailable"))
+                and time.monotonic() - outage_started > 10
+            )
+
+        wait_for(both_waiting, 40, "the ingestor and the transformer to wait for the lake",
+                 detail=stack.logs_tail)  # fmt: skip
+        assert stack.get("/ready").status_code == 503
+        assert stack.files_in("quarantine") == [], "a file was quarantined for a storage error"
+        waiting = {p.name for p in stack.files_in("inbox")}
+        assert {p.name for p in late} <= waiting, "files dropped during the outage left the inbox"
+        assert stack.transformer_state()["dead_letters"] == 0
+        stack.assert_alive()
+        s3.start()
+
+        every_name = sorted(p.name for p in [workbook, *burst, *late])
+        wait_for(lambda: stack.archived_names() == every_name, SETTLE_TIMEOUT,
+                 "every file to be archived", detail=stack.logs_tail)  # fmt: skip
+        wait_for(stack.pipeline_settled, SETTLE_TIMEOUT, "the transformer to settle",
+                 detail=stack.logs_tail)  # fmt: skip
+        wait_for(lambda: stack.get("/ready").status_code == 200, 30, "/ready after the outage")
+        wait_for(lambda: stack.item_total() == len(codes), 30, "every item in the API")
+        stack.assert_alive()
+        state = stack.transformer_state()
+        assert state["dead_letters"] == 0, state
+        assert stack.files_in("quarantine") == []
+        assert stack.events("ingestor", "file_quarantined") == []
+    finally:
+        if not s3.running:
+            s3.start()
+        stack.stop()
+
+    # Nothing lost, nothing duplicated: one bronze object per (dataset, content) published ...
+    lake = stack.lake
+    published = stack.events("ingestor", "event_published")
+    bronze = [p for p in lake.list_files("bronze") if p.endswith(".parquet")]
+    assert len(bronze) == len({e["event_id"] for e in published})
+    # ... and silver and gold equal to a clean rebuild of that bronze on a fresh local lake.
+    rebuilt = Lake.from_settings(StorageSettings(backend="local", local_root=tmp_path / "rebuilt"))
+    copy_bronze(lake, rebuilt)
+    rebuild_all(rebuilt)
+    assert differences(read_tables(lake), read_tables(rebuilt)) == []
