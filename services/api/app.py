@@ -580,7 +580,12 @@ def create_app(
         view: View,
         item: Code,
         site: Annotated[
-            str | None, Query(max_length=64, description="Only this site's series.")
+            str | None,
+            Query(
+                max_length=64,
+                description="A site's series; `*` for every series of the item; "
+                "none: the item-level series (all sites together).",
+            ),
         ] = None,
         horizon: Annotated[
             int | None, Query(ge=1, le=520, description="Steps ahead to return.")
@@ -617,6 +622,8 @@ def create_app(
 
         def build() -> BaseModel | pa.Table:
             chosen = series()
+            if not chosen:
+                raise ApiProblem(404, "No forecast", f"no series of {item!r} for site {site!r}")
             if format != "json":
                 flat = [
                     {

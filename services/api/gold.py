@@ -9,6 +9,7 @@ already in memory, so a switch never makes a request wait for a load.
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -30,6 +31,7 @@ from shared.manifests import (
 from shared.storage import Lake
 
 log = get_logger(__name__)
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 T = TypeVar("T")
 
 # Tables the API serves, with the column requests look rows up by (sorted on load).
@@ -264,7 +266,9 @@ class GoldState:
                 self.last_error = None
                 return switched
             except Exception as error:  # storage down: keep serving the view we have
-                self.last_error = f"{type(error).__name__}: {error}"
+                # One line, without the terminal colours deltalake puts in its messages.
+                text = ANSI_ESCAPE.sub("", f"{type(error).__name__}: {error}")
+                self.last_error = " ".join(text.split())
                 log.warning("gold_version_check_failed", error=self.last_error)
                 return False
             finally:

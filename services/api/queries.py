@@ -152,35 +152,37 @@ def demand_history(
     return pa.table(out, schema=DEMAND_SCHEMA)
 
 
-def _sums_by_site_and_period(demand: pa.Table, grain: str) -> dict[Any, dict[date, list[Any]]]:
-    """{site (None: all sites): {period: [quantity, request_lines, requests]}}, one pass."""
+def _period_sums(demand: pa.Table, grain: str, by_site: bool) -> dict[Any, dict[date, list[Any]]]:
+    """{site: {period: [quantity, request_lines, requests]}}; site None when not `by_site`."""
     if demand.num_rows == 0:
-        return {None: {}}
-    periods = pc.cast(pc.floor_temporal(demand["demand_date"], unit=grain), pa.date32())
+        return {}
+    keys = ["site_code", "period"] if by_site else ["period"]
+    columns: dict[str, Any] = {
+        "period": pc.cast(pc.floor_temporal(demand["demand_date"], unit=grain), pa.date32()),
+        "quantity": demand["quantity"],
+        "request_lines": pc.cast(demand["request_lines"], pa.int64()),
+        "requests": pc.cast(demand["requests"], pa.int64()),
+    }
+    if by_site:
+        columns["site_code"] = demand["site_code"]
     grouped = (
-        pa.table(
-            {
-                "site_code": demand["site_code"],
-                "period": periods,
-                "quantity": demand["quantity"],
-                "request_lines": pc.cast(demand["request_lines"], pa.int64()),
-                "requests": pc.cast(demand["requests"], pa.int64()),
-            }
-        )
-        .group_by(["site_code", "period"])
+        pa.table(columns)
+        .group_by(keys)
         .aggregate([("quantity", "sum"), ("request_lines", "sum"), ("requests", "sum")])
+        .to_pydict()
     )
-    sums: dict[Any, dict[date, list[Any]]] = {None: {}}
-    for row in grouped.to_pylist():
-        values = [row["quantity_sum"], row["request_lines_sum"], row["requests_sum"]]
-        sums.setdefault(row["site_code"], {})[row["period"]] = values
-        total = sums[None].setdefault(row["period"], [0.0, 0, 0])
-        for i, value in enumerate(values):
-            total[i] += value
+    sites = grouped["site_code"] if by_site else [None] * len(grouped["period"])
+    sums: dict[Any, dict[date, list[Any]]] = {}
+    for site, period, quantity, lines, requests in zip(
+        sites, grouped["period"], grouped["quantity_sum"], grouped["request_lines_sum"],
+        grouped["requests_sum"], strict=True,
+    ):  # fmt: skip
+        sums.setdefault(site, {})[period] = [quantity, lines, requests]
     return sums
 
 
 NO_DEMAND = (0.0, 0, 0)
+ALL_SITES = "*"
 
 
 def _actual(
@@ -202,22 +204,40 @@ def forecast_series(
     history_periods: int,
     data_end: date | None,
 ) -> list[dict[str, Any]]:
-    """Each forecast series of one item with its points, and the recent history at the same
+    """Forecast series of one item with their points, and the recent history at the same
     grain up to the forecast's start (0 where nothing was requested).
+
+    `site` None: the item-level series (all sites together); a site code: that site's series;
+    `ALL_SITES`: every series of the item.
 
     A point's `actual` is filled once gold holds the whole period (`data_end`, the last day
     of demand in gold, is at or past the period's last day).
     """
-    if site:
+    if site is None:
+        forecasts = forecasts.filter(pc.is_null(forecasts["site_code"]))
+    elif site != ALL_SITES:
         forecasts = forecasts.filter(pc.equal(forecasts["site_code"], site))
     if horizon is not None:
         forecasts = forecasts.filter(pc.less_equal(forecasts["step"], horizon))
     forecasts = forecasts.sort_by([("series_id", "ascending"), ("step", "ascending")])
-    # The item's demand is bucketed once for all its series (an item may have hundreds).
-    sums = _sums_by_site_and_period(demand, bucket)
     by_series: dict[str, list[dict[str, Any]]] = {}
     for point in forecasts.to_pylist():
         by_series.setdefault(point["series_id"], []).append(point)
+    if not by_series:
+        return []
+    # Only the periods shown are summed, once for all series (an item may have hundreds).
+    period_days = 7 if bucket == "week" else 31
+    start = min(points[0]["period"] for points in by_series.values())
+    demand = demand.filter(
+        pc.greater_equal(
+            demand["demand_date"], start - timedelta(days=period_days * (history_periods + 1))
+        )
+    )
+    sites = {points[0]["site_code"] for points in by_series.values()} - {None}
+    sums = _period_sums(demand, bucket, by_site=False)
+    if sites:
+        at_sites = demand.filter(pc.is_in(demand["site_code"], pa.array(sorted(sites))))
+        sums.update(_period_sums(at_sites, bucket, by_site=True))
     result = []
     for series_id, points in by_series.items():
         series_site = points[0]["site_code"]

@@ -231,7 +231,7 @@ def test_demand_errors(client):
 def test_forecasts_of_one_item(client, lake, forecast_item):
     forecasts = gold(lake, "fact_forecast")
     rows = forecasts[forecasts["item_code"] == forecast_item]
-    body = ok(client, "/api/v1/forecasts", item=forecast_item)
+    body = ok(client, "/api/v1/forecasts", item=forecast_item, site="*")
     assert body["run_id"] == rows["run_id"].iloc[0]
     assert body["bucket"] == "week"
     assert {s["series_id"] for s in body["series"]} == set(rows["series_id"])
@@ -253,12 +253,15 @@ def test_forecasts_of_one_item(client, lake, forecast_item):
 def test_forecast_horizon_and_site_filters(client, lake, forecast_item):
     forecasts = gold(lake, "fact_forecast")
     rows = forecasts[(forecasts["item_code"] == forecast_item) & forecasts["site_code"].notna()]
-    body = ok(client, "/api/v1/forecasts", item=forecast_item, horizon=3)
+    body = ok(client, "/api/v1/forecasts", item=forecast_item, horizon=3, site="*")
     assert all(len(s["points"]) == 3 for s in body["series"])
-    if len(rows):
-        site = rows["site_code"].iloc[0]
-        body = ok(client, "/api/v1/forecasts", item=forecast_item, site=site)
-        assert [s["site_code"] for s in body["series"]] == [site]
+    overall = ok(client, "/api/v1/forecasts", item=forecast_item)
+    assert [s["series_id"] for s in overall["series"]] == [forecast_item], "all sites together"
+    assert len(rows), "the demo has item x site series"
+    site = rows["site_code"].iloc[0]
+    body = ok(client, "/api/v1/forecasts", item=forecast_item, site=site)
+    assert [s["site_code"] for s in body["series"]] == [site]
+    problem(client, "/api/v1/forecasts", 404, item=forecast_item, site="NO-SUCH-SITE")
 
 
 def test_forecast_errors(client, lake):

@@ -92,8 +92,12 @@ def forecast(site, periods):
 def test_history_runs_up_to_the_forecast_start_even_after_a_series_last_demand():
     # S2 last asked on 8 Jan; the forecast starts on 3 Feb: history must still reach 27 Jan.
     rows = forecast("S2", [date(2025, 2, 3), date(2025, 2, 10)])
-    [series] = queries.forecast_series(
+    assert queries.forecast_series(
         rows, DEMAND, site=None, horizon=None, bucket="week", history_periods=3,
+        data_end=date(2025, 2, 2),
+    ) == [], "no site: the item-level series only"  # fmt: skip
+    [series] = queries.forecast_series(
+        rows, DEMAND, site="S2", horizon=None, bucket="week", history_periods=3,
         data_end=date(2025, 2, 2),
     )  # fmt: skip
     assert [h["period"] for h in series["history"]] == [date(2025, 1, 13), date(2025, 1, 20),

@@ -688,7 +688,7 @@
     const [policy, demand, forecast] = await Promise.allSettled([
       loadPolicy(code),
       api(`/api/v1/demand?item=${enc}&grain=week`),
-      api(`/api/v1/forecasts?item=${enc}`),
+      api(`/api/v1/forecasts?item=${enc}&site=*`),
     ]);
     const p = policy.status === "fulfilled" ? policy.value : null;
     const failures = [];
