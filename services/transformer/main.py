@@ -253,7 +253,7 @@ def build_app(settings: NovaSettings) -> FastStream:
     lake = Lake.from_settings(settings.storage)
     max_deliver = settings.transformer.max_deliver
     broker = NatsBroker(
-        settings.nats.url,
+        settings.nats.servers,
         name=PRODUCER,
         connect_timeout=int(settings.nats.connect_timeout_seconds),
         max_reconnect_attempts=-1,
