@@ -414,18 +414,24 @@ async def work(
 
     A chunk under way when `stop` is set is finished first; a worker killed outright leaves
     its chunk unacked, and JetStream hands it to another worker after `ACK_WAIT_SECONDS`.
-    Broker trouble while waiting for work (no consumer leader during an election after a node
-    is lost, a reconnect, the consumer gone) is logged and waited out with backoff, subscribing
-    again, so that the worker outlives it.
+    Broker trouble while subscribing or waiting for work (no meta or consumer leader during an
+    election after a node is lost, a reconnect, the consumer gone) is logged and waited out with
+    backoff, subscribing again, so that the worker outlives it.
     """
     await ensure_work_stream(js, replicas)
-    subscription: JetStreamContext.PullSubscription | None = await _subscribe(js)
-    log.info("forecast_worker_ready", stream=WORK_STREAM, durable=DURABLE, pid=os.getpid())
+    subscription: JetStreamContext.PullSubscription | None = None
+    ready = False
     failures = 0
     while not stop.is_set():
         try:
             if subscription is None:
+                # Creating or binding the durable consumer goes through the cluster's meta
+                # leader: right after a node is lost it may time out, and is tried again.
                 subscription = await _subscribe(js)
+                if not ready:
+                    ready = True
+                    log.info("forecast_worker_ready", stream=WORK_STREAM, durable=DURABLE,
+                             pid=os.getpid())  # fmt: skip
             messages = await subscription.fetch(1, timeout=1.0)
         except nats.errors.TimeoutError:
             failures = 0

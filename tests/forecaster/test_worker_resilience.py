@@ -278,3 +278,21 @@ def test_workers_declare_the_work_stream_at_once_on_a_fresh_cluster(tmp_path):
         assert asyncio.run(scenario()) == [3, 3]
     finally:
         cluster.stop()
+
+
+def test_the_worker_starts_while_the_consumer_cannot_be_created_yet(monkeypatch):
+    """Creating the durable consumer right after a node is lost timed out (no meta leader yet)
+    and the worker exited at start: seen in tests/integration/test_nats_cluster.py."""
+    handled: list[str] = []
+    stop = asyncio.Event()
+
+    async def handle(lake, msg, jobs) -> None:
+        handled.append(msg)
+        stop.set()
+
+    monkeypatch.setattr(distributed, "_handle", handle)
+    js = FakeJetStream(
+        [nats.errors.TimeoutError(), ServiceUnavailableError(), FakeSubscription([["chunk"]])]
+    )
+    asyncio.run(asyncio.wait_for(work(None, js, stop=stop, jobs=1), timeout=10))
+    assert handled == ["chunk"] and js.subscribes == 3
