@@ -196,6 +196,7 @@ def test_s3_outage_mid_burst_is_retried_reported_and_loses_nothing(s3: MotoS3, t
             every=0.1,
         )
         assert "S3" in storage_error, storage_error  # the reason, for whoever looks
+        assert "\x1b" not in storage_error and "\n" not in storage_error  # one plain line
 
         # Both writers met the outage and wait for the lake, for longer than several retries.
         def both_waiting() -> bool:
