@@ -133,6 +133,14 @@ class NatsNode:
             return None
         return (body.get("meta_cluster") or {}).get("leader") or None
 
+    def client_names(self, prefixes: tuple[str, ...] = ("",)) -> list[str]:
+        """Names of the client connections open on this node that start with a prefix."""
+        status, body = self.monitor("/connz?limit=1024")
+        if status != 200:
+            return []
+        names = [c.get("name") or "" for c in body.get("connections") or []]
+        return sorted(n for n in names if n.startswith(prefixes))
+
     def log_tail(self, chars: int = 4000) -> str:
         return self.log_path.read_text(errors="replace")[-chars:]
 
