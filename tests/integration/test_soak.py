@@ -6,8 +6,9 @@ is dropped every 1-1.8 s, every fifth a correction that re-exports an earlier fi
 with new quantities (same business keys). Meanwhile a chaos loop picks one of the five
 processes at random every 3-6 s and stops it with SIGKILL or SIGTERM (chosen at random too),
 then starts it again; after each API restart its /ready must answer 200 again. The seed is
-printed; `NOVA_SOAK_SEED=<seed>` replays the same choices (the timing of a real system does
-not replay, so a failure may need a few runs).
+printed; `NOVA_SOAK_SEED=<seed>` replays the same choices: the victims, signals and intervals,
+the drop intervals and which files are corrected (the timing of a real system does not replay,
+so a failure may need a few runs).
 
 Why that drop rate: every event is one build of silver and eight gold tables, about 2 s on
 this 2-core machine, serialized across replicas by the build lease, so ~0.5 files/s is what
@@ -143,7 +144,9 @@ class Chaos(threading.Thread):
 def test_soak_gold_equals_a_full_rebuild_after_random_restarts(tmp_path: Path) -> None:
     seed = int(os.environ.get("NOVA_SOAK_SEED") or random.SystemRandom().randrange(2**32))
     print(f"soak seed: {seed} (replay the choices with NOVA_SOAK_SEED={seed})")
-    rng = random.Random(seed)
+    # One generator per thread: shared, the order of their draws would depend on timing and a
+    # seed would not replay the same chaos.
+    rng = random.Random(f"{seed}:drops")
 
     nats = NatsCluster(tmp_path / "nats", size=1).nodes[0]
     nats.start()
@@ -229,7 +232,7 @@ def test_soak_gold_equals_a_full_rebuild_after_random_restarts(tmp_path: Path) -
         )
 
         chaos = Chaos(
-            rng,
+            random.Random(f"{seed}:chaos"),
             {"nats": nats, **{p.name: p for p in services}},
             lambda: api_status() is not None,
             lock,
