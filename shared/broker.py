@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
 import nats
 from nats.aio.client import Client as NatsClient
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
-from nats.js.errors import BadRequestError, NotFoundError
+from nats.js.errors import BadRequestError, NotFoundError, ServiceUnavailableError
 
 from shared.events import ALL_SUBJECTS, DLQ_ALL_SUBJECTS
+from shared.logging import get_logger
 from shared.settings import NatsSettings
 
+log = get_logger(__name__)
+
 SECONDS_PER_DAY = 24 * 3600
+# How long a declaration waits for a cluster to settle (a leader elected after a node was lost,
+# or several services creating the same stream at once) before the service gives up.
+SETTLE_SECONDS = 60.0
+T = TypeVar("T")
 
 
 def stream_config(settings: NatsSettings) -> StreamConfig:
@@ -72,7 +86,30 @@ async def connect_once(settings: NatsSettings, name: str) -> NatsClient:
     )
 
 
+async def until_settled(action: Callable[[], Awaitable[T]], what: str) -> T:
+    """Run a JetStream administration call, again while the cluster cannot answer yet.
+
+    On a cluster, a request about a stream or bucket that has no leader yet (just created by
+    another service, or its node lost) times out or gets a 503 instead of an answer.
+    """
+    deadline = time.monotonic() + SETTLE_SECONDS
+    delay = 0.2
+    while True:
+        try:
+            return await action()
+        except (NatsTimeoutError, ServiceUnavailableError, NoRespondersError) as error:
+            if time.monotonic() + delay > deadline:
+                raise
+            log.info("jetstream_not_settled", what=what, error=type(error).__name__, retry_in=delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
 async def _declare(js: JetStreamContext, config: StreamConfig) -> None:
+    await until_settled(lambda: _declare_once(js, config), f"stream {config.name}")
+
+
+async def _declare_once(js: JetStreamContext, config: StreamConfig) -> None:
     assert config.name is not None
     try:
         await js.stream_info(config.name)

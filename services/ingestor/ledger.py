@@ -17,6 +17,8 @@ from nats.js.errors import KeyDeletedError, KeyNotFoundError
 from nats.js.kv import KeyValue
 from pydantic import BaseModel, ConfigDict
 
+from shared.broker import until_settled
+
 LedgerStatus = Literal["started", "published"]
 
 
@@ -54,7 +56,7 @@ class JetStreamLedger:
             replicas=replicas,
         )
         # Idempotent: creating a bucket that exists with the same config returns it.
-        return cls(await js.create_key_value(config))
+        return cls(await until_settled(lambda: js.create_key_value(config), f"key-value {bucket}"))
 
     async def get(self, content_sha256: str) -> LedgerEntry | None:
         try:

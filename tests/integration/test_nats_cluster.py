@@ -12,8 +12,8 @@ reach gold exactly once, and a distributed forecast must then commit with two no
 Two smaller tests cover what the cluster showed wrong: every service starts with a list of
 servers in NOVA_NATS__URL whose first one does not answer (fixed in shared/broker.py and the
 transformer while this was written), and services declaring the streams at the same time on a
-fresh cluster time out (shared/broker.py; the test marks itself xfail, naming the bug, while
-it fails that way, and passes once it is fixed).
+fresh cluster timed out (fixed in shared/broker.py: declarations wait for the cluster to
+settle).
 """
 
 from __future__ import annotations
@@ -380,11 +380,7 @@ def test_services_declare_the_event_streams_at_once_on_a_fresh_cluster(tmp_path:
         failures = run(scenario())
     finally:
         cluster.stop()
-    if failures:
-        pytest.xfail(
-            "known bug in shared/broker.py: ensure_stream "
-            f"fails when another service is creating the same stream: {failures}"
-        )
+    assert not failures, f"declaring the streams at once failed: {failures}"
 
 
 # --- broker observations (each opens its own connection: the test's own client must not
