@@ -470,7 +470,7 @@ def run_distributed_once(
     progress: Callable[[int, int], None] | None = None,
 ) -> RunManifest | None:
     """`run_once` over the workers: coordinate, commit, publish. None when gold has no demand."""
-    from services.forecaster.main import PRODUCER, publish, published_event
+    from services.forecaster.main import PRODUCER, publish_or_warn, published_event
     from services.forecaster.runner import NoHistoryError
 
     lake = Lake.from_settings(settings.storage)
@@ -495,7 +495,7 @@ def run_distributed_once(
     except NoHistoryError as reason:
         log.warning("forecast_skipped", reason=str(reason))
         return None
-    asyncio.run(publish(settings, published_event(manifest, lake)))
+    publish_or_warn(settings, published_event(manifest, lake))
     return manifest
 
 

@@ -80,6 +80,27 @@ async def publish(settings: NovaSettings, event: ForecastPublished) -> None:
     log.info("forecast_published", run_id=event.run_id, subject=event.subject)
 
 
+PUBLISH_TIMEOUT_SECONDS = 30.0
+
+
+def publish_or_warn(
+    settings: NovaSettings, event: ForecastPublished, timeout: float = PUBLISH_TIMEOUT_SECONDS
+) -> bool:
+    """Announce a committed run; give up after `timeout` with a warning, since the run is
+    already live (readers find it by their periodic check) and a one-shot must not hang."""
+    try:
+        asyncio.run(asyncio.wait_for(publish(settings, event), timeout))
+        return True
+    except Exception as error:
+        log.warning(
+            "forecast_publish_failed",
+            run_id=event.run_id,
+            error=f"{type(error).__name__}: {error}",
+            note="the run is committed; readers find it by their periodic version check",
+        )
+        return False
+
+
 def run_once(
     settings: NovaSettings,
     options: ForecastOptions,
@@ -92,7 +113,7 @@ def run_once(
     except NoHistoryError as reason:
         log.warning("forecast_skipped", reason=str(reason))
         return None
-    asyncio.run(publish(settings, published_event(manifest, lake)))
+    publish_or_warn(settings, published_event(manifest, lake))
     return manifest
 
 
