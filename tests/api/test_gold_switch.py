@@ -86,7 +86,8 @@ def server(lake):
     commit_build(lake, 1)
     port = free_port()
     app = create_app(ApiSettings(version_check_seconds=0.02), lake)
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, log_level="error")
+    # No log_level: uvicorn would set it on its process-wide loggers, for later tests too.
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None)
     uv = uvicorn.Server(config)
     thread = threading.Thread(target=uv.run, daemon=True)
     thread.start()
