@@ -299,7 +299,15 @@ class GoldState:
     def table_at(self, name: str, version: int) -> IndexedTable:
         """A past (or current) version of a table, for `as_of_version`; a few are kept."""
         view = self.current
-        if view.version(name) == version:
+        latest = view.version(name)
+        if latest is None or version > latest:
+            # Checked here: asked for a version far beyond the log, deltalake searches for
+            # minutes before failing.
+            raise UnknownVersionError(
+                f"gold.{name} has no version {version}"
+                + (f" (the latest served is {latest})" if latest is not None else "")
+            )
+        if latest == version:
             loaded = view.table(name)
             if loaded is not None:
                 return loaded
