@@ -276,6 +276,21 @@ def create_app(
             )
         return Response(content=body, media_type=MEDIA[fmt], headers={"ETag": etag, **headers})
 
+    def serve_table(
+        request: Request,
+        view: GoldView,
+        name: str,
+        as_of: int | None,
+        loaded: IndexedTable | None,
+        build: Callable[[], BaseModel | pa.Table],
+        fmt: str,
+        to_model: Callable[[pa.Table], BaseModel],
+    ) -> Response:
+        """`serve` for an endpoint reading one table (`as_of` time travel included)."""
+        tag = token(view, name, as_of)
+        return serve(request, view, tag, build, fmt=fmt, to_model=to_model,
+                     version=version_of(loaded))  # fmt: skip
+
     def rows_or_empty(loaded: IndexedTable | None) -> pa.Table | None:
         return None if loaded is None else loaded.data
 
@@ -425,15 +440,7 @@ def create_app(
                 version=version_of(loaded),
             )
 
-        return serve(
-            request,
-            view,
-            token(view, "dim_site", as_of_version),
-            build,
-            fmt=format,
-            to_model=model,
-            version=version_of(loaded),
-        )
+        return serve_table(request, view, "dim_site", as_of_version, loaded, build, format, model)
 
     @api.get("/suppliers", response_model=models.SupplierPage, tags=["items"])
     def list_suppliers(
@@ -470,14 +477,8 @@ def create_app(
                 version=version_of(loaded),
             )
 
-        return serve(
-            request,
-            view,
-            token(view, "dim_supplier", as_of_version),
-            build,
-            fmt=format,
-            to_model=model,
-            version=version_of(loaded),
+        return serve_table(
+            request, view, "dim_supplier", as_of_version, loaded, build, format, model
         )
 
     # --- demand and forecasts -------------------------------------------------------------
@@ -545,14 +546,8 @@ def create_app(
                 version=version_of(loaded),
             )
 
-        return serve(
-            request,
-            view,
-            token(view, "fact_demand", as_of_version),
-            build,
-            fmt=format,
-            to_model=model,
-            version=version_of(loaded),
+        return serve_table(
+            request, view, "fact_demand", as_of_version, loaded, build, format, model
         )
 
     def last_run(view: GoldView) -> dict[str, Any] | None:
@@ -724,14 +719,8 @@ def create_app(
                 version=version_of(loaded),
             )
 
-        return serve(
-            request,
-            view,
-            token(view, "inventory_policy", as_of_version),
-            build,
-            fmt=format,
-            to_model=model,
-            version=version_of(loaded),
+        return serve_table(
+            request, view, "inventory_policy", as_of_version, loaded, build, format, model
         )
 
     @api.get("/inventory/alerts", response_model=models.AlertPage, tags=["inventory"])
@@ -769,14 +758,8 @@ def create_app(
                 version=version_of(loaded),
             )
 
-        return serve(
-            request,
-            view,
-            token(view, "inventory_policy", as_of_version),
-            build,
-            fmt=format,
-            to_model=model,
-            version=version_of(loaded),
+        return serve_table(
+            request, view, "inventory_policy", as_of_version, loaded, build, format, model
         )
 
     # --- KPIs and quality -----------------------------------------------------------------
@@ -808,14 +791,8 @@ def create_app(
                 version=version_of(loaded),
             )
 
-        return serve(
-            request,
-            view,
-            token(view, "forecast_accuracy", as_of_version),
-            build,
-            fmt=format,
-            to_model=model,
-            version=version_of(loaded),
+        return serve_table(
+            request, view, "forecast_accuracy", as_of_version, loaded, build, format, model
         )
 
     @api.get("/quality", response_model=models.QualityReport, tags=["quality"])
