@@ -132,7 +132,12 @@ def test_gold_updates_mid_load_give_no_mixed_or_failed_answers(lake, server):
     for k in range(2, builds + 1):
         commit_build(lake, k, pause=0.15)
         time.sleep(0.1)
-    time.sleep(0.3)
+    # The load goes on until the last build is heard (the 20 ms check, then a load of the
+    # new tables); a loaded CI machine can take seconds, so wait for it, within a bound.
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not any(a[1] == builds for a in list(answers)):
+        time.sleep(0.05)
+    time.sleep(0.2)
     stop.set()
     for w in workers:
         w.join(timeout=30)
