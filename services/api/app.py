@@ -5,6 +5,7 @@ an in-process cache keyed by that view, and labels the answer with an ETag of th
 client revalidating an unchanged gold gets 304 without any work.
 """
 
+import functools
 import io
 import json
 import re
@@ -30,6 +31,7 @@ from prometheus_client import (
     generate_latest,
 )
 from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.api import models, queries
@@ -49,7 +51,7 @@ from shared.settings import ApiSettings
 from shared.storage import Lake
 
 log = get_logger(__name__)
-ModelT = TypeVar("ModelT", bound=BaseModel)
+EndpointT = TypeVar("EndpointT", bound=Callable[..., Response])
 STATIC = Path(__file__).parent / "static"
 PROBLEM = "application/problem+json"
 MEDIA = {
@@ -190,10 +192,40 @@ def create_app(
 
     # --- dependencies ---------------------------------------------------------------------
 
-    def current_view() -> GoldView:
+    async def current_view() -> GoldView:  # async: no hop to a worker thread for this
         return state.current
 
     View = Annotated[GoldView, Depends(current_view)]
+
+    def inline_when(light: Callable[[dict[str, Any]], bool]) -> Callable[[EndpointT], EndpointT]:
+        """Run a sync endpoint on the event loop when its answer is cheap: JSON from tables
+        already in memory and `light(arguments)`. Such an answer costs less CPU than the hop
+        to a worker thread and back, which then dominates. Anything that may load from storage
+        (time travel, a view still loading) or work through a whole table (an export, demand
+        of all items) goes to the thread pool, as FastAPI does with a sync endpoint, so the
+        event loop is never blocked for long."""
+
+        def wrap(endpoint: EndpointT) -> EndpointT:
+            @functools.wraps(endpoint)
+            async def run(**arguments: Any) -> Response:
+                view = arguments.get("view")
+                if (
+                    isinstance(view, GoldView)
+                    and view.preloaded
+                    and arguments.get("as_of_version") is None
+                    and arguments.get("format", "json") == "json"
+                    and light(arguments)
+                ):
+                    return endpoint(**arguments)
+                return await run_in_threadpool(endpoint, **arguments)
+
+            return run  # type: ignore[return-value]
+
+        return wrap
+
+    def always(_: dict[str, Any]) -> bool:
+        return True
+
     Limit = Annotated[int, Query(ge=1, le=max_page, description="Page size.")]
     Offset = Annotated[int, Query(ge=0, le=10_000_000, description="Rows to skip.")]
     Format = Annotated[
@@ -294,10 +326,12 @@ def create_app(
     def rows_or_empty(loaded: IndexedTable | None) -> pa.Table | None:
         return None if loaded is None else loaded.data
 
-    def page_of(model: type[ModelT], rows: pa.Table, offset: int, limit: int) -> list[ModelT]:
+    def page_of(rows: pa.Table, offset: int, limit: int) -> list[dict[str, Any]]:
+        """One page of rows as dicts; the page's model validates them (in pydantic-core,
+        far faster than a model per row)."""
         if rows.num_columns == 0:  # the table does not exist yet
             return []
-        return [model(**r) for r in queries.rows(rows, offset, limit)]
+        return queries.rows(rows, offset, limit)
 
     api = APIRouter(prefix="/api/v1")
 
@@ -312,6 +346,7 @@ def create_app(
     ]
 
     @api.get("/items", response_model=models.ItemPage, tags=["items"])
+    @inline_when(always)
     def list_items(
         request: Request,
         view: View,
@@ -334,6 +369,11 @@ def create_app(
         def build() -> pa.Table:
             if loaded is None:
                 return pa.table({})
+            if not (family or demand_class or q):  # the usual listing: sorted once per view
+                return view.memo(
+                    f"items:{loaded.version}:{sort}",
+                    lambda: queries.sort(loaded.data, sort, "item_code"),
+                )
             rows = queries.equals(loaded.data, "item_family", family, upper=True)
             rows = queries.equals(rows, "demand_class", demand_class)
             rows = queries.search(rows, q, ["item_code", "item_description"])
@@ -342,7 +382,7 @@ def create_app(
 
         def model(rows: pa.Table) -> models.ItemPage:
             return models.ItemPage(
-                items=page_of(models.Item, rows, offset, limit),
+                items=page_of(rows, offset, limit),
                 total=rows.num_rows,
                 limit=limit,
                 offset=offset,
@@ -372,6 +412,7 @@ def create_app(
         tags=["items"],
         responses={404: {"model": models.Problem}},
     )
+    @inline_when(always)
     def get_item(
         request: Request,
         view: View,
@@ -408,6 +449,7 @@ def create_app(
         return serve(request, view, view.etag, build, version=items.version)
 
     @api.get("/sites", response_model=models.SitePage, tags=["items"])
+    @inline_when(always)
     def list_sites(
         request: Request,
         view: View,
@@ -433,7 +475,7 @@ def create_app(
 
         def model(rows: pa.Table) -> models.SitePage:
             return models.SitePage(
-                sites=page_of(models.Site, rows, offset, limit),
+                sites=page_of(rows, offset, limit),
                 total=rows.num_rows,
                 limit=limit,
                 offset=offset,
@@ -443,6 +485,7 @@ def create_app(
         return serve_table(request, view, "dim_site", as_of_version, loaded, build, format, model)
 
     @api.get("/suppliers", response_model=models.SupplierPage, tags=["items"])
+    @inline_when(always)
     def list_suppliers(
         request: Request,
         view: View,
@@ -470,7 +513,7 @@ def create_app(
 
         def model(rows: pa.Table) -> models.SupplierPage:
             return models.SupplierPage(
-                suppliers=page_of(models.Supplier, rows, offset, limit),
+                suppliers=page_of(rows, offset, limit),
                 total=rows.num_rows,
                 limit=limit,
                 offset=offset,
@@ -494,6 +537,7 @@ def create_app(
         tags=["demand"],
         responses={404: {"model": models.Problem}},
     )
+    @inline_when(lambda arguments: bool(arguments["item"]))
     def demand(
         request: Request,
         view: View,
@@ -542,7 +586,7 @@ def create_app(
                 grain=grain,
                 date_from=date_from,
                 date_to=date_to,
-                points=[models.DemandPoint(**r) for r in rows.to_pylist()],
+                points=queries.records(rows),
                 version=version_of(loaded),
             )
 
@@ -551,13 +595,16 @@ def create_app(
         )
 
     def last_run(view: GoldView) -> dict[str, Any] | None:
-        runs = view.table(FORECAST_RUNS)
-        if runs is None or runs.data.num_rows == 0:
-            return None
-        chosen = runs.data.filter(pc.equal(runs.data["run_id"], view.pin.run_id or ""))
-        if chosen.num_rows == 0:
-            chosen = runs.data.sort_by([("finished_at", "descending")]).slice(0, 1)
-        return chosen.to_pylist()[0]
+        def find() -> dict[str, Any] | None:
+            runs = view.table(FORECAST_RUNS)
+            if runs is None or runs.data.num_rows == 0:
+                return None
+            chosen = runs.data.filter(pc.equal(runs.data["run_id"], view.pin.run_id or ""))
+            if chosen.num_rows == 0:
+                chosen = runs.data.sort_by([("finished_at", "descending")]).slice(0, 1)
+            return chosen.to_pylist()[0]
+
+        return view.memo("last_run", find)
 
     def run_bucket(view: GoldView) -> str:
         run = last_run(view)
@@ -570,6 +617,7 @@ def create_app(
         tags=["forecasts"],
         responses={404: {"model": models.Problem}},
     )
+    @inline_when(always)
     def forecasts(
         request: Request,
         view: View,
@@ -641,7 +689,7 @@ def create_app(
                 run_id=run["run_id"] if run else rows["run_id"][0].as_py(),
                 bucket=bucket,
                 service_level=rows["service_level"][0].as_py(),
-                series=[models.ForecastSeries(**s) for s in chosen],
+                series=chosen,
                 version=loaded.version,
             )
 
@@ -671,7 +719,7 @@ def create_app(
         def model(rows: pa.Table) -> models.ForecastSummary:
             return models.ForecastSummary(
                 run_id=run["run_id"] if run else None,
-                periods=[models.ForecastSummaryPeriod(**r) for r in rows.to_pylist()],
+                periods=queries.records(rows),
                 version=version_of(loaded),
             )
 
@@ -687,6 +735,7 @@ def create_app(
         tags=["inventory"],
         responses={404: {"model": models.Problem}},
     )
+    @inline_when(always)
     def inventory_policy(
         request: Request,
         view: View,
@@ -712,7 +761,7 @@ def create_app(
 
         def model(rows: pa.Table) -> models.PolicyPage:
             return models.PolicyPage(
-                policies=page_of(models.InventoryPolicy, rows, offset, limit),
+                policies=page_of(rows, offset, limit),
                 total=rows.num_rows,
                 limit=limit,
                 offset=offset,
@@ -724,6 +773,7 @@ def create_app(
         )
 
     @api.get("/inventory/alerts", response_model=models.AlertPage, tags=["inventory"])
+    @inline_when(always)
     def inventory_alerts(
         request: Request,
         view: View,
@@ -751,7 +801,7 @@ def create_app(
 
         def model(rows: pa.Table) -> models.AlertPage:
             return models.AlertPage(
-                alerts=page_of(models.Alert, rows, offset, limit),
+                alerts=page_of(rows, offset, limit),
                 total=rows.num_rows,
                 limit=limit,
                 offset=offset,
@@ -787,7 +837,7 @@ def create_app(
             return models.ForecastAccuracy(
                 by=by,  # type: ignore[arg-type]
                 run_id=run["run_id"] if run else None,
-                groups=[models.AccuracyGroup(**r) for r in rows.to_pylist()],
+                groups=queries.records(rows),
                 version=version_of(loaded),
             )
 

@@ -7,9 +7,13 @@ from collections.abc import Sequence
 from datetime import date, timedelta
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+EPOCH = date(1970, 1, 1)
+EPOCH_ORDINAL = EPOCH.toordinal()
+EPOCH_WEEKDAY = 3  # 1970-01-01 was a Thursday; Monday is 0
 QUANTILE_COLUMNS = ("p10", "p20", "p30", "p40", "p50", "p60", "p70", "p80", "p90")
 
 
@@ -50,7 +54,26 @@ def sort(table: pa.Table, sort_by: str, tie_break: str) -> pa.Table:
 def rows(table: pa.Table, offset: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
     if limit is not None:
         table = table.slice(offset, limit)
-    return table.to_pylist()
+    return records(table)
+
+
+def records(table: pa.Table) -> list[dict[str, Any]]:
+    """The rows as dicts, faster than `to_pylist` (which makes date objects slowly) for the
+    columns answers hold: dates and numbers without nulls go through numpy."""
+    columns: dict[str, list[Any]] = {}
+    for name, column in zip(table.column_names, table.columns, strict=True):
+        kind = column.type
+        if column.null_count:
+            columns[name] = column.to_pylist()
+        elif pa.types.is_date32(kind):
+            columns[name] = dates(day_numbers(column))
+        elif pa.types.is_integer(kind) or pa.types.is_floating(kind):
+            columns[name] = column.to_numpy().tolist()
+        else:
+            columns[name] = column.to_pylist()
+    return [
+        dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)
+    ]
 
 
 def period_start(day: date, grain: str) -> date:
@@ -87,6 +110,99 @@ DEMAND_SCHEMA = pa.schema(
 )
 
 
+def day_numbers(days: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """Dates as days since 1970-01-01 (int64)."""
+    return np.asarray(pc.cast(days, pa.int32()).to_numpy(zero_copy_only=False), np.int64)
+
+
+def period_keys(day_numbers_: np.ndarray, grain: str) -> np.ndarray:
+    """The period of each day as an integer that counts periods: the day itself, its week's
+    Monday (a day number, so weeks step by 7) or months since January 1970."""
+    if grain == "week":
+        return day_numbers_ - (day_numbers_ + EPOCH_WEEKDAY) % 7
+    if grain == "month":
+        return day_numbers_.astype("datetime64[D]").astype("datetime64[M]").astype(np.int64)
+    return day_numbers_
+
+
+def period_key(day_number: int, grain: str) -> int:
+    return int(period_keys(np.array([day_number], np.int64), grain)[0])
+
+
+def period_first_days(keys: np.ndarray, grain: str) -> np.ndarray:
+    """The day number of each period key's first day."""
+    if grain == "month":
+        return keys.astype("datetime64[M]").astype("datetime64[D]").astype(np.int64)
+    return keys
+
+
+def key_dates(keys: np.ndarray, grain: str) -> pa.Array:
+    """The first day of each period key, as date32."""
+    return pa.array(period_first_days(keys, grain).astype(np.int32), pa.date32())
+
+
+def dates(day_numbers_: np.ndarray) -> list[date]:
+    """Day numbers as dates (this is many times faster than Arrow's `to_pylist`)."""
+    return [date.fromordinal(d + EPOCH_ORDINAL) for d in day_numbers_.tolist()]
+
+
+def period_last_days(keys: np.ndarray, grain: str) -> np.ndarray:
+    """The day number of each period key's last day."""
+    if grain == "week":
+        return keys + 6
+    if grain == "month":
+        return (keys + 1).astype("datetime64[M]").astype("datetime64[D]").astype(np.int64) - 1
+    return keys
+
+
+def dense_keys(first: int, last: int, grain: str) -> np.ndarray:
+    """Every period key from `first` to `last`, inclusive."""
+    return np.arange(first, last + 1, 7 if grain == "week" else 1, dtype=np.int64)
+
+
+def period_totals(
+    demand: pa.Table,
+    keys: np.ndarray,
+    grain: str,
+    *,
+    days: np.ndarray | None = None,
+    rows: np.ndarray | None = None,
+    groups: np.ndarray | None = None,
+    n_groups: int = 1,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Quantity, request lines and requests summed per period of `keys` (dense, ascending)
+    and per group, as arrays of shape (n_groups, len(keys)).
+
+    `days`: the rows' day numbers when the caller has them; `rows`: a mask of the rows to
+    count; `groups`: each row's group number (None: one group). Rows outside the keys'
+    periods are left out. Numpy throughout: a request sums one item's rows, where the fixed
+    cost of an Arrow group-by would dominate."""
+    width = len(keys)
+    if demand.num_rows == 0 or width == 0:
+        empty = np.zeros((n_groups, width))
+        return empty, empty.astype(np.int64), empty.astype(np.int64)
+    if days is None:
+        days = day_numbers(demand["demand_date"])
+    step = 7 if grain == "week" else 1
+    position = (period_keys(days, grain) - keys[0]) // step
+    inside = (position >= 0) & (position < width)
+    if rows is not None:
+        inside &= rows
+    slot = (position if groups is None else groups * width + position)[inside]
+
+    def total(column: str) -> np.ndarray:
+        values = np.asarray(demand[column].to_numpy(zero_copy_only=False), np.float64)
+        return np.bincount(
+            slot, weights=np.nan_to_num(values[inside]), minlength=n_groups * width
+        ).reshape(n_groups, width)
+
+    return (
+        total("quantity"),
+        np.rint(total("request_lines")).astype(np.int64),
+        np.rint(total("requests")).astype(np.int64),
+    )
+
+
 def demand_history(
     demand: pa.Table,
     *,
@@ -100,98 +216,34 @@ def demand_history(
     (or the last) present, periods without demand as 0."""
     if site:
         demand = demand.filter(pc.equal(demand["site_code"], site))
-    if date_from is not None:
-        demand = demand.filter(pc.greater_equal(demand["demand_date"], date_from))
-    if date_to is not None:
-        demand = demand.filter(pc.less_equal(demand["demand_date"], date_to))
-    days = demand["demand_date"]
-    if demand.num_rows == 0 and (date_from is None or date_to is None):
+    days = day_numbers(demand["demand_date"])
+    first = (date_from - EPOCH).days if date_from is not None else None
+    last = (date_to - EPOCH).days if date_to is not None else None
+    inside = np.ones(len(days), bool)
+    if first is not None:
+        inside &= days >= first
+    if last is not None:
+        inside &= days <= last
+    if not inside.any() and (first is None or last is None):
         return DEMAND_SCHEMA.empty_table()
-    first = date_from or pc.min(days).as_py()
-    last = date_to or pc.max(days).as_py()
-    if (last - first).days > max_days:
+    first = int(days[inside].min()) if first is None else first
+    last = int(days[inside].max()) if last is None else last
+    if last - first > max_days:
         # Without explicit bounds the history itself decides the range; cap it at the newest.
-        first = last - timedelta(days=max_days)
-        demand = demand.filter(pc.greater_equal(demand["demand_date"], first))
-    if grain == "day":
-        periods = demand["demand_date"]
-    else:
-        unit = "week" if grain == "week" else "month"
-        # Arrow weeks start on Monday like ISO weeks (week_starts_monday is the default).
-        periods = pc.cast(pc.floor_temporal(demand["demand_date"], unit=unit), pa.date32())
-    grouped = (
-        pa.table(
-            {
-                "period": periods,
-                "quantity": demand["quantity"],
-                "request_lines": pc.cast(demand["request_lines"], pa.int64()),
-                "requests": pc.cast(demand["requests"], pa.int64()),
-            }
-        )
-        .group_by("period")
-        .aggregate([("quantity", "sum"), ("request_lines", "sum"), ("requests", "sum")])
-    )
-    sums = {
-        row["period"]: row
-        for row in grouped.rename_columns(
-            ["period", "quantity", "request_lines", "requests"]
-        ).to_pylist()
-    }
+        first = last - max_days
+    # Days before `first` in the first period are outside the range: left out.
+    inside &= days >= first
+    keys = dense_keys(period_key(first, grain), period_key(last, grain), grain)
     # Sums of the requests column double-count a request spanning two days; the SQL fact has
     # one row per day, so this is the number of request-days, documented as requests.
-    out: dict[str, list[Any]] = {name: [] for name in DEMAND_SCHEMA.names}
-    period = period_start(first, grain)
-    end = period_start(last, grain)
-    while period <= end:
-        row = sums.get(period)
-        out["period"].append(period)
-        out["quantity"].append(float(row["quantity"]) if row else 0.0)
-        out["request_lines"].append(int(row["request_lines"]) if row else 0)
-        out["requests"].append(int(row["requests"]) if row else 0)
-        period = next_period(period, grain)
-    return pa.table(out, schema=DEMAND_SCHEMA)
-
-
-def _period_sums(demand: pa.Table, grain: str, by_site: bool) -> dict[Any, dict[date, list[Any]]]:
-    """{site: {period: [quantity, request_lines, requests]}}; site None when not `by_site`."""
-    if demand.num_rows == 0:
-        return {}
-    keys = ["site_code", "period"] if by_site else ["period"]
-    columns: dict[str, Any] = {
-        "period": pc.cast(pc.floor_temporal(demand["demand_date"], unit=grain), pa.date32()),
-        "quantity": demand["quantity"],
-        "request_lines": pc.cast(demand["request_lines"], pa.int64()),
-        "requests": pc.cast(demand["requests"], pa.int64()),
-    }
-    if by_site:
-        columns["site_code"] = demand["site_code"]
-    grouped = (
-        pa.table(columns)
-        .group_by(keys)
-        .aggregate([("quantity", "sum"), ("request_lines", "sum"), ("requests", "sum")])
-        .to_pydict()
+    quantity, lines, requests = period_totals(demand, keys, grain, days=days, rows=inside)
+    return pa.table(
+        [key_dates(keys, grain), quantity[0], lines[0], requests[0]], schema=DEMAND_SCHEMA
     )
-    sites = grouped["site_code"] if by_site else [None] * len(grouped["period"])
-    sums: dict[Any, dict[date, list[Any]]] = {}
-    for site, period, quantity, lines, requests in zip(
-        sites, grouped["period"], grouped["quantity_sum"], grouped["request_lines_sum"],
-        grouped["requests_sum"], strict=True,
-    ):  # fmt: skip
-        sums.setdefault(site, {})[period] = [quantity, lines, requests]
-    return sums
 
 
-NO_DEMAND = (0.0, 0, 0)
 ALL_SITES = "*"
-
-
-def _actual(
-    observed: dict[date, list[Any]], period: date, grain: str, data_end: date | None
-) -> float | None:
-    """Demand of a period once gold holds all of it, else None."""
-    if data_end is None or next_period(period, grain) - timedelta(days=1) > data_end:
-        return None
-    return float(observed.get(period, NO_DEMAND)[0])
+POINT_COLUMNS = ("period", "step", *QUANTILE_COLUMNS, "p_service", "mean")
 
 
 def forecast_series(
@@ -219,52 +271,65 @@ def forecast_series(
         forecasts = forecasts.filter(pc.equal(forecasts["site_code"], site))
     if horizon is not None:
         forecasts = forecasts.filter(pc.less_equal(forecasts["step"], horizon))
-    forecasts = forecasts.sort_by([("series_id", "ascending"), ("step", "ascending")])
-    by_series: dict[str, list[dict[str, Any]]] = {}
-    for point in forecasts.to_pylist():
-        by_series.setdefault(point["series_id"], []).append(point)
-    if not by_series:
+    if forecasts.num_rows == 0:
         return []
-    # Only the periods shown are summed, once for all series (an item may have hundreds).
-    period_days = 7 if bucket == "week" else 31
-    start = min(points[0]["period"] for points in by_series.values())
-    demand = demand.filter(
-        pc.greater_equal(
-            demand["demand_date"], start - timedelta(days=period_days * (history_periods + 1))
-        )
-    )
-    sites = {points[0]["site_code"] for points in by_series.values()} - {None}
-    sums = _period_sums(demand, bucket, by_site=False)
+    forecasts = forecasts.sort_by([("series_id", "ascending"), ("step", "ascending")])
+    columns = forecasts.select([*POINT_COLUMNS, "series_id", "site_code", "model"]).to_pydict()
+    step = 7 if bucket == "week" else 1
+    point_keys = period_keys(day_numbers(forecasts["period"]), bucket).tolist()
+    # Series are runs of equal series_id in the sorted rows.
+    ids = columns["series_id"]
+    starts = [i for i in range(len(ids)) if i == 0 or ids[i] != ids[i - 1]]
+    bounds = list(zip(starts, [*starts[1:], len(ids)], strict=True))
+    first_keys = [point_keys[a] for a, _ in bounds]
+    keys = dense_keys(min(first_keys) - history_periods * step, max(point_keys), bucket)
+    origin = int(keys[0])
+    # Group 0 sums every site (item-level series); group g > 0 sums the g-th series site.
+    sites = sorted({columns["site_code"][a] for a, _ in bounds} - {None})
+    totals = period_totals(demand, keys, bucket)
     if sites:
-        at_sites = demand.filter(pc.is_in(demand["site_code"], pa.array(sorted(sites))))
-        sums.update(_period_sums(at_sites, bucket, by_site=True))
+        at = pc.index_in(demand["site_code"], pa.array(sites, pa.string()))
+        chosen = pc.is_valid(at)
+        groups = np.asarray(at.filter(chosen).to_numpy(zero_copy_only=False), np.int64) + 1
+        by_site = period_totals(
+            demand.filter(chosen), keys, bucket, groups=groups, n_groups=len(sites) + 1
+        )
+        totals = tuple(
+            np.vstack([overall[:1], per_site[1:]])
+            for overall, per_site in zip(totals, by_site, strict=True)
+        )
+    periods = dates(period_first_days(keys, bucket))
+    quantities, line_counts, request_counts = (t.tolist() for t in totals)
+    # A period's actual is known once gold holds its last day.
+    known = 0
+    if data_end is not None:
+        known = int((period_last_days(keys, bucket) <= (data_end - EPOCH).days).sum())
     result = []
-    for series_id, points in by_series.items():
-        series_site = points[0]["site_code"]
-        observed = sums.get(series_site, {})
-        first = points[0]["period"]
-        periods = [period_start(first - timedelta(days=1), bucket)]
-        while len(periods) < history_periods:
-            periods.append(period_start(periods[-1] - timedelta(days=1), bucket))
+    for (a, b), first_key in zip(bounds, first_keys, strict=True):
+        series_site = columns["site_code"][a]
+        group = 0 if series_site is None else sites.index(series_site) + 1
+        first = (first_key - origin) // step
         history = [
-            dict(zip(DEMAND_SCHEMA.names, [p, *observed.get(p, NO_DEMAND)], strict=True))
-            for p in reversed(periods)
+            {
+                "period": periods[i],
+                "quantity": quantities[group][i],
+                "request_lines": line_counts[group][i],
+                "requests": request_counts[group][i],
+            }
+            for i in range(first - history_periods, first)
         ]
-
+        points = []
+        for row in range(a, b):
+            point = {name: columns[name][row] for name in POINT_COLUMNS}
+            i = (point_keys[row] - origin) // step
+            point["actual"] = quantities[group][i] if i < known else None
+            points.append(point)
         result.append(
             {
-                "series_id": series_id,
+                "series_id": ids[a],
                 "site_code": series_site,
-                "model": points[0]["model"],
-                "points": [
-                    {
-                        "period": p["period"],
-                        "step": p["step"],
-                        **{q: p.get(q) for q in (*QUANTILE_COLUMNS, "p_service", "mean")},
-                        "actual": _actual(observed, p["period"], bucket, data_end),
-                    }
-                    for p in points
-                ],
+                "model": columns["model"][a],
+                "points": points,
                 "history": history,
             }
         )

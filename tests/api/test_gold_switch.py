@@ -11,12 +11,15 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 
 import httpx
 import pyarrow as pa
 import pytest
 import uvicorn
+from fastapi import FastAPI
 
 from services.api import gold as gold_module
 from services.api.app import create_app
@@ -80,12 +83,10 @@ def lake(tmp_path):
     return Lake.from_settings(StorageSettings(local_root=tmp_path / "lake"))
 
 
-@pytest.fixture
-def server(lake):
-    """The API in a real uvicorn server (threads, sockets), checking gold every 20 ms."""
-    commit_build(lake, 1)
+@contextmanager
+def serving(app: FastAPI) -> Iterator[str]:
+    """`app` in a real uvicorn server (threads, sockets); yields its base URL."""
     port = free_port()
-    app = create_app(ApiSettings(version_check_seconds=0.02), lake)
     # No log_level: uvicorn would set it on its process-wide loggers, for later tests too.
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None)
     uv = uvicorn.Server(config)
@@ -95,9 +96,19 @@ def server(lake):
     while not uv.started:
         assert time.monotonic() < deadline, "the server did not start"
         time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    uv.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        uv.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def server(lake):
+    """The API in a real server, checking gold every 20 ms."""
+    commit_build(lake, 1)
+    with serving(create_app(ApiSettings(version_check_seconds=0.02), lake)) as url:
+        yield url
 
 
 @pytest.mark.slow
@@ -183,6 +194,44 @@ def test_a_switch_never_makes_readers_wait_for_a_load(lake, monkeypatch):
     assert lines == 1, "the old view is served while the new one loads"
     assert waited < 0.2, f"a reader waited {waited:.2f} s"
     assert state.current.table("dim_item").data["request_lines"][0].as_py() == 2
+
+
+def test_a_request_waiting_for_a_table_load_does_not_block_other_requests(lake, monkeypatch):
+    """Cheap answers run on the event loop once tables are in memory; before that, a request
+    that needs a table still loading must wait in a worker thread, not stall the server."""
+    commit_build(lake, 1)
+    real_load = gold_module.load_table
+    release = threading.Event()
+    loading = threading.Event()
+
+    def blocked_load(lake_, name, version):
+        if name == "fact_demand":
+            loading.set()
+            assert release.wait(30), "the test never released the load"
+        return real_load(lake_, name, version)
+
+    monkeypatch.setattr(gold_module, "load_table", blocked_load)
+    answers: dict[str, httpx.Response] = {}
+    with serving(create_app(ApiSettings(version_check_seconds=3600), lake)) as url:
+        try:
+            assert loading.wait(20), "the preload never reached fact_demand"
+            demand = threading.Thread(
+                target=lambda: answers.update(
+                    demand=httpx.get(f"{url}/api/v1/demand?item={CODES[0]}", timeout=30)
+                )
+            )
+            demand.start()
+            # Both the preload and that request wait for the load; the server answers others.
+            health = httpx.get(f"{url}/health", timeout=10)
+            items = httpx.get(f"{url}/api/v1/items", timeout=10)
+            assert demand.is_alive(), "the demand request waits for its table"
+        finally:
+            release.set()
+        demand.join(timeout=30)
+    assert health.status_code == 200
+    assert items.status_code == 200 and items.json()["total"] == len(CODES)
+    assert answers["demand"].status_code == 200
+    assert answers["demand"].json()["points"][0]["quantity"] == 1.0
 
 
 def test_a_half_written_build_is_not_served(lake):
