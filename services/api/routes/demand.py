@@ -1,0 +1,217 @@
+"""Demand history and forecasts."""
+
+from datetime import date
+from typing import Annotated, Any
+
+import pyarrow as pa
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel
+
+from services.api import models, queries
+from services.api.answers import (
+    Answers,
+    AsOf,
+    Code,
+    Format,
+    View,
+    always,
+    inline_when,
+    known_item,
+    last_run,
+    run_bucket,
+    version_of,
+)
+from services.api.problems import ApiProblem
+
+HISTORY_PERIODS = 52  # periods of actuals shown before a forecast starts
+
+
+def router(answers: Answers) -> APIRouter:
+    """`/demand`, `/forecasts` and `/forecasts/summary`."""
+    settings = answers.settings
+    serve = answers.serve
+    serve_table = answers.serve_table
+    table = answers.table
+    api = APIRouter(prefix="/api/v1")
+
+    @api.get(
+        "/demand",
+        response_model=models.DemandHistory,
+        tags=["demand"],
+        responses={404: {"model": models.Problem}},
+    )
+    @inline_when(lambda arguments: bool(arguments["item"]))
+    def demand(
+        request: Request,
+        view: View,
+        item: Annotated[
+            str | None, Query(max_length=64, description="Material code; none: all.")
+        ] = None,
+        site: Annotated[
+            str | None, Query(max_length=64, description="Site code; none: all.")
+        ] = None,
+        date_from: Annotated[date | None, Query(alias="from")] = None,
+        date_to: Annotated[date | None, Query(alias="to")] = None,
+        grain: Annotated[models.Grain, Query()] = "week",
+        format: Format = "json",
+        as_of_version: AsOf = None,
+    ) -> Response:
+        """Demand history per day, ISO week or month, every period in range (0 when none)."""
+        try:
+            queries.check_range(date_from, date_to, settings.max_date_range_days)
+        except queries.BadQuery as error:
+            raise ApiProblem(422, "Invalid parameters", str(error)) from error
+        if item:
+            known_item(view, item)
+        loaded = table(view, "fact_demand", as_of_version)
+
+        def build() -> pa.Table:
+            if loaded is None:
+                return queries.DEMAND_SCHEMA.empty_table()
+            rows = loaded.rows_for(item) if item else loaded.data
+            # Up to the end of gold's history, so "nothing since" shows as zeros.
+            until = date_to or loaded.maximum("demand_date")
+            if date_from is not None and until is not None and until < date_from:
+                until = date_from
+            return queries.demand_history(
+                rows,
+                site=site,
+                date_from=date_from,
+                date_to=until,
+                grain=grain,
+                max_days=settings.max_date_range_days,
+            )
+
+        def model(rows: pa.Table) -> models.DemandHistory:
+            return models.DemandHistory(
+                item_code=item or None,
+                site_code=site or None,
+                grain=grain,
+                date_from=date_from,
+                date_to=date_to,
+                points=queries.records(rows),
+                version=version_of(loaded),
+            )
+
+        return serve_table(
+            request, view, "fact_demand", as_of_version, loaded, build, format, model
+        )
+
+    @api.get(
+        "/forecasts",
+        response_model=models.ItemForecast,
+        tags=["forecasts"],
+        responses={404: {"model": models.Problem}},
+    )
+    @inline_when(always)
+    def forecasts(
+        request: Request,
+        view: View,
+        item: Code,
+        site: Annotated[
+            str | None,
+            Query(
+                max_length=64,
+                description="A site's series; `*` for every series of the item; "
+                "none: the item-level series (all sites together).",
+            ),
+        ] = None,
+        horizon: Annotated[
+            int | None, Query(ge=1, le=520, description="Steps ahead to return.")
+        ] = None,
+        format: Format = "json",
+    ) -> Response:
+        """The latest run's forecast of one item: quantiles p10..p90, the service-level
+        quantile, the chosen model and run id, with actuals beside them."""
+        known_item(view, item)
+        loaded = view.table("fact_forecast")
+        if loaded is None or not loaded.has(item):
+            raise ApiProblem(
+                404, "No forecast", f"the latest forecast run has no series for {item!r}"
+            )
+        run = last_run(view)
+        bucket = run_bucket(view)
+        demand_table = view.table("fact_demand")
+
+        def series() -> list[dict[str, Any]]:
+            history = (
+                demand_table.rows_for(item)
+                if demand_table is not None
+                else queries.DEMAND_SCHEMA.empty_table()
+            )
+            return queries.forecast_series(
+                loaded.rows_for(item),
+                history,
+                site=site,
+                horizon=horizon,
+                bucket=bucket,
+                history_periods=HISTORY_PERIODS,
+                data_end=demand_table.maximum("demand_date") if demand_table else None,
+            )
+
+        def build() -> BaseModel | pa.Table:
+            chosen = series()
+            if not chosen:
+                raise ApiProblem(404, "No forecast", f"no series of {item!r} for site {site!r}")
+            if format != "json":
+                flat = [
+                    {
+                        "series_id": s["series_id"],
+                        "site_code": s["site_code"],
+                        "model": s["model"],
+                        **p,
+                    }
+                    for s in chosen
+                    for p in s["points"]
+                ]
+                return (
+                    pa.Table.from_pylist(flat)
+                    if flat
+                    else pa.table({"series_id": pa.array([], pa.string())})
+                )
+            rows = loaded.rows_for(item)
+            return models.ItemForecast(
+                item_code=item,
+                run_id=run["run_id"] if run else rows["run_id"][0].as_py(),
+                bucket=bucket,
+                service_level=rows["service_level"][0].as_py(),
+                series=chosen,
+                version=loaded.version,
+            )
+
+        return serve(request, view, view.etag, build, fmt=format, version=loaded.version)
+
+    @api.get("/forecasts/summary", response_model=models.ForecastSummary, tags=["forecasts"])
+    def forecast_summary(
+        request: Request,
+        view: View,
+        date_from: Annotated[date | None, Query(alias="from")] = None,
+        date_to: Annotated[date | None, Query(alias="to")] = None,
+        format: Format = "json",
+    ) -> Response:
+        """Forecast totals per period over all items (item-level series)."""
+        try:
+            queries.check_range(date_from, date_to, settings.max_date_range_days)
+        except queries.BadQuery as error:
+            raise ApiProblem(422, "Invalid parameters", str(error)) from error
+        loaded = view.table("fact_forecast")
+        run = last_run(view)
+
+        def build() -> pa.Table:
+            if loaded is None:
+                return queries.SUMMARY_SCHEMA.empty_table()
+            return queries.forecast_summary(loaded.data, date_from, date_to)
+
+        def model(rows: pa.Table) -> models.ForecastSummary:
+            return models.ForecastSummary(
+                run_id=run["run_id"] if run else None,
+                periods=queries.records(rows),
+                version=version_of(loaded),
+            )
+
+        return serve(
+            request, view, view.etag, build, fmt=format, to_model=model, version=version_of(loaded)
+        )
+
+    return api
