@@ -168,6 +168,21 @@ def wait_for(condition, what: str) -> None:
         time.sleep(0.05)
 
 
+def settled_consumer(settings: NovaSettings):
+    """The transformer's consumer once nothing is pending or awaiting an ack. A dead letter is
+    published before the original is terminated, so the DLQ can show it a moment before the
+    consumer does."""
+    consumer = None
+
+    def settled() -> bool:
+        nonlocal consumer
+        consumer, _, _ = consumer_and_streams(settings)
+        return consumer.num_ack_pending == 0 and consumer.num_pending == 0
+
+    wait_for(settled, "the transformer's consumer to settle (nothing pending, nothing unacked)")
+    return consumer
+
+
 def silver_hashes(lake: Lake) -> set[str]:
     table = lake.delta_table("silver", "erp_requisitions")
     if table is None:
@@ -194,8 +209,7 @@ def test_lake_error_dead_letters_after_max_deliveries_and_replay_builds_it(setti
         failed_at = datetime.fromisoformat(headers["Nova-Failed-At"])
         assert abs((datetime.now(UTC) - failed_at).total_seconds()) < WAIT_SECONDS
 
-        time.sleep(0.3)  # a third delivery, if the original were not terminated, would be due
-        consumer, _, _ = consumer_and_streams(settings)
+        consumer = settled_consumer(settings)  # the original terminated
         assert consumer.delivered.consumer_seq == 2  # exactly two deliveries
         assert consumer.num_ack_pending == 0 and consumer.ack_floor.stream_seq == 1
 
@@ -224,6 +238,8 @@ def test_lake_error_dead_letters_after_max_deliveries_and_replay_builds_it(setti
         assert replayed.exit_code == 0, replayed.output
         assert "replayed 1 dead letters" in replayed.output
         wait_for(lambda: event.content_sha256 in silver_hashes(lake), "the replayed build")
+        # Silver is committed before gold and the gold.updated event; the ack comes last.
+        settled_consumer(settings)
 
     consumer, events, dlq = consumer_and_streams(settings)
     assert dlq.state.messages == 0
@@ -264,8 +280,7 @@ def test_permanent_errors_are_dead_lettered_on_the_first_delivery(settings):
     )
     with running_transformer(settings):
         first, second = dead_letters(settings, 2)
-        time.sleep(0.3)
-        consumer, _, _ = consumer_and_streams(settings)
+        consumer = settled_consumer(settings)
 
     assert consumer.delivered.consumer_seq == 2  # one delivery each, no retry
     assert consumer.num_ack_pending == 0 and consumer.num_pending == 0

@@ -136,6 +136,21 @@ def _processes_with_var_dir(var_dir: Path) -> list[int]:
     return found
 
 
+SERVICES = {"services.ingestor", "services.transformer", "services.api"}
+
+
+def _services_started(var_dir: Path) -> set[str]:
+    """Which of the three services run (exec'd, not just forked) for this test's var dir."""
+    started = set()
+    for pid in _processes_with_var_dir(var_dir):
+        try:
+            command = (Path("/proc") / str(pid) / "cmdline").read_bytes().split(b"\0")
+        except OSError:  # exited meanwhile
+            continue
+        started |= {name for name in SERVICES if name.encode() in command}
+    return started
+
+
 def _stop(stack: RunningStack) -> str:
     stack.process.send_signal(signal.SIGINT)  # what Ctrl-C sends
     rest, _ = stack.process.communicate(timeout=60)
@@ -243,8 +258,9 @@ def test_broken_file_is_quarantined_with_a_reason_and_the_stack_keeps_serving(
     broken.write_bytes(b"this is not a workbook")
     empty_stack.drop(broken)
     report_path = empty_stack.var_dir / "quarantine" / "export.xlsx.error.json"
-    deadline = time.monotonic() + 30
-    while not report_path.exists() and time.monotonic() < deadline:
+    deadline = time.monotonic() + ARRIVAL_TIMEOUT
+    while not report_path.exists():
+        assert time.monotonic() < deadline, f"no quarantine report at {report_path}"
         time.sleep(0.2)
     report = json.loads(report_path.read_text())
     assert "not a readable .xlsx workbook" in report["reason"]
@@ -276,7 +292,15 @@ def test_ctrl_c_while_starting_stops_every_child(tmp_path: Path):
     assert process.stdout is not None
     first = process.stdout.readline()
     assert "starting" in first
-    time.sleep(1.0)  # nats-server is up, the services are still importing
+    # nats-server is up and all three services are started, still importing. Waited for, not
+    # assumed after a fixed second: on a loaded machine that second may end before nats-server
+    # or a service is started, or while one is being started.
+    var_dir = tmp_path / "var"
+    deadline = time.monotonic() + ARRIVAL_TIMEOUT
+    while _services_started(var_dir) != SERVICES:
+        assert process.poll() is None, process.communicate(timeout=60)[0]
+        assert time.monotonic() < deadline, f"services started: {_services_started(var_dir)}"
+        time.sleep(0.05)
     process.send_signal(signal.SIGINT)
     rest, _ = process.communicate(timeout=60)
     assert process.returncode == 130, rest

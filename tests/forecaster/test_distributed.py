@@ -87,7 +87,7 @@ def workers(demo_var: Path, nats_url: str, tmp_path: Path) -> Iterator[list[Path
                     process.poll() is not None
                     or any(e.get("event") == "forecast_worker_ready" for e in _log_lines(log))
                 ),
-                timeout=30,
+                timeout=120,  # a worker imports the forecasting stack first: slow when loaded
                 what=f"worker ready ({log})",
             )
             assert process.poll() is None, log.read_text()
@@ -123,8 +123,9 @@ def test_two_workers_share_a_run_that_is_committed_once(demo_var, nats_url, work
                 timeout_seconds=45,
                 progress=lambda d, t: progress.append((d, t)),
             )
-            # Acks follow the result files, so give the last ack a moment to land.
-            deadline = time.monotonic() + 5
+            # Acks follow the result files, so give the last ack a moment to land (generous:
+            # a worker on a loaded machine may be descheduled between the two).
+            deadline = time.monotonic() + 30
             while (await js.stream_info(WORK_STREAM)).state.messages and (
                 time.monotonic() < deadline
             ):

@@ -59,7 +59,9 @@ def test_files_arriving_every_way_are_each_ingested_once_and_whole(tmp_path, nat
         var,
         nats_url,
         log,
-        stable_seconds=1.0,
+        # Well above the slow copy's pause below: a loaded machine can stretch that pause (a
+        # late wake-up of this process), and a pause past stable_seconds hands over half a file.
+        stable_seconds=2.0,
         polling="true" if polling else "false",
         poll_interval_seconds=0.3,
     ) as process:
@@ -84,7 +86,7 @@ def test_files_arriving_every_way_are_each_ingested_once_and_whole(tmp_path, nat
         expected = {"before-start.csv": 50, "slow-copy.csv": 4000, "moved.csv": 30}
         expected["in-dataset-folder.csv"] = 20
         _wait(lambda: _bronze_rows(var, "stock_on_hand") == expected, process, log)
-        time.sleep(1.5)  # anything else would have been picked up by now
+        time.sleep(2.5)  # anything else would have been picked up by now
         assert _bronze_rows(var, "stock_on_hand") == expected
         assert not (var / "quarantine").exists() or not any((var / "quarantine").iterdir())
         left = sorted(p.name for p in inbox.rglob("*") if p.is_file())

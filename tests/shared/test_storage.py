@@ -302,7 +302,7 @@ def s3_endpoint(tmp_path_factory):
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60  # moto's imports take seconds, more when loaded
         while True:
             try:
                 with urllib.request.urlopen(f"{url}/moto-api/", timeout=1):

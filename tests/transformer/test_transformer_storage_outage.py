@@ -121,6 +121,9 @@ def test_an_outage_uses_no_delivery_even_with_a_single_one_allowed(nats_url, tmp
                 await asyncio.sleep(0.05)
             await asyncio.sleep(2.5)  # down for a while: looks at 1 s and 3 s after the failure
             storage["up"] = True
+            # The next look is 3 s after the failure, or 7 s if a loaded machine delayed this
+            # task past it: a deadline of its own, well beyond both.
+            deadline = time.monotonic() + 30
             info = await js.consumer_info(settings.nats.stream, "transformer")
             while info.ack_floor.stream_seq < 1 and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
