@@ -143,13 +143,14 @@ def create_app(
     def ready() -> JSONResponse:
         """Ready when gold is readable: a build exists and the last look at storage worked."""
         view = state.current
-        ok = bool(view.pin.versions) and state.last_error is None and view.preloaded
+        problem = state.storage_problem
+        ok = bool(view.pin.versions) and problem is None and view.preloaded
         body = models.Readiness(
             ready=ok,
             versions=dict(view.pin.versions),
             build_id=view.pin.build_id,
             run_id=view.pin.run_id,
-            storage_error=state.last_error,
+            storage_error=problem,
             loading=not view.preloaded,
         )
         return JSONResponse(body.model_dump(mode="json"), status_code=200 if ok else 503)

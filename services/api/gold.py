@@ -69,6 +69,11 @@ PRELOAD = (
 )
 
 
+# A version check reads two small manifests: this long without an answer, storage is not
+# answering (a silent S3 endpoint can keep a read waiting for the client's whole timeout).
+STORAGE_STALL_SECONDS = 10.0
+
+
 class UnknownVersionError(LookupError):
     """`as_of_version` names a version the table never had."""
 
@@ -244,8 +249,12 @@ def load_table(lake: Lake, name: str, version: int) -> IndexedTable:
 class GoldState:
     """The current view, replaced whole by `refresh`; readers never lock."""
 
-    def __init__(self, lake: Lake, history_cache: int = 4) -> None:
+    def __init__(
+        self, lake: Lake, history_cache: int = 4, stall_seconds: float = STORAGE_STALL_SECONDS
+    ) -> None:
         self._lake = lake
+        self._stall_seconds = stall_seconds
+        self._checking_since: float | None = None
         self.current = GoldView(lake, Pin({}))
         self._refresh_lock = threading.Lock()
         self._history: OrderedDict[tuple[str, int], IndexedTable] = OrderedDict()
@@ -274,8 +283,21 @@ class GoldState:
             finally:
                 self.last_checked = datetime.now().astimezone()
 
+    @property
+    def storage_problem(self) -> str | None:
+        """Why gold cannot be trusted to be current: the last check's error, or a check that
+        has waited `stall_seconds` for storage to answer."""
+        since = self._checking_since
+        if since is not None and (waited := time.monotonic() - since) > self._stall_seconds:
+            return f"storage has not answered a version check for {waited:.0f} s"
+        return self.last_error
+
     def _switch_if_moved(self, preload: bool) -> bool:
-        pin = resolve_pin(self._lake)
+        self._checking_since = time.monotonic()
+        try:
+            pin = resolve_pin(self._lake)
+        finally:
+            self._checking_since = None
         old = self.current
         if pin.versions == old.pin.versions:
             return False

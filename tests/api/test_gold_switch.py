@@ -266,3 +266,59 @@ def test_storage_down_keeps_the_view_and_reports_not_ready(lake, monkeypatch):
         assert app.state.gold.refresh() is True
         assert client.get("/ready").status_code == 200
         assert client.get("/api/v1/items/000001").json()["request_lines"] == 2
+
+
+def test_a_version_check_storage_does_not_answer_makes_the_api_not_ready(lake, monkeypatch):
+    """A silent storage endpoint raises nothing for as long as the client waits: readiness
+    must turn 503 once a check has waited too long, and back once storage answers."""
+    commit_build(lake, 1)
+    state = GoldState(lake, stall_seconds=0.3)
+    state.refresh()
+    assert state.storage_problem is None
+    answering = threading.Event()
+    checking = threading.Event()
+    real_resolve = gold_module.resolve_pin
+
+    def silent(lake_):
+        checking.set()
+        assert answering.wait(30), "the test never let storage answer"
+        return real_resolve(lake_)
+
+    monkeypatch.setattr(gold_module, "resolve_pin", silent)
+    commit_build(lake, 2)
+    check = threading.Thread(target=state.refresh)
+    check.start()
+    try:
+        assert checking.wait(10)
+        deadline = time.monotonic() + 20
+        while state.storage_problem is None:
+            assert time.monotonic() < deadline, "a stalled check was never reported"
+            time.sleep(0.05)
+        assert "has not answered a version check" in state.storage_problem
+        assert state.current.table("dim_item").data["request_lines"][0].as_py() == 1
+    finally:
+        answering.set()
+        check.join(timeout=30)
+    assert state.storage_problem is None
+    assert state.current.table("dim_item").data["request_lines"][0].as_py() == 2
+
+
+def test_ready_reports_a_stalled_storage_check(lake, monkeypatch):
+    commit_build(lake, 1)
+    app = create_app(ApiSettings(version_check_seconds=3600), lake)
+    from fastapi.testclient import TestClient
+
+    with TestClient(app) as client:
+        deadline = time.monotonic() + 20
+        while client.get("/ready").status_code != 200:
+            assert time.monotonic() < deadline, "never ready"
+            time.sleep(0.05)
+        monkeypatch.setattr(
+            type(app.state.gold),
+            "storage_problem",
+            property(lambda self: "storage has not answered a version check for 12 s"),
+        )
+        ready = client.get("/ready")
+        assert ready.status_code == 503
+        assert ready.json()["storage_error"].startswith("storage has not answered")
+        assert client.get("/api/v1/status").json()["storage_error"].startswith("storage has not")

@@ -211,7 +211,7 @@ def router(answers: Answers, feed: EventFeed | None, quarantine_dir: Path | None
             else None,
             versions=dict(view.pin.versions),
             checked_at=state.last_checked,
-            storage_error=state.last_error,
+            storage_error=state.storage_problem,
         )
 
     return api
