@@ -136,23 +136,33 @@ def known_item(view: GoldView, code: str) -> None:
         raise ApiProblem(404, "Unknown item", f"no item with code {code!r}")
 
 
+def run_named(view: GoldView, run_id: str | None) -> dict[str, Any] | None:
+    """A forecast run's row of gold.forecast_runs (read-only: shared by the view's requests)."""
+
+    def find() -> dict[str, Any] | None:
+        runs = view.table(FORECAST_RUNS)
+        if runs is None or run_id is None:
+            return None
+        chosen = runs.data.filter(pc.equal(runs.data["run_id"], run_id))
+        return chosen.to_pylist()[0] if chosen.num_rows else None
+
+    return view.memo(f"run:{run_id}", find)
+
+
 def last_run(view: GoldView) -> dict[str, Any] | None:
-    """The forecast run the view pins (read-only: shared by every request of the view)."""
+    """The forecast run the view pins, else the newest one gold records."""
 
     def find() -> dict[str, Any] | None:
         runs = view.table(FORECAST_RUNS)
         if runs is None or runs.data.num_rows == 0:
             return None
-        chosen = runs.data.filter(pc.equal(runs.data["run_id"], view.pin.run_id or ""))
-        if chosen.num_rows == 0:
-            chosen = runs.data.sort_by([("finished_at", "descending")]).slice(0, 1)
-        return chosen.to_pylist()[0]
+        newest = runs.data.sort_by([("finished_at", "descending")])["run_id"][0].as_py()
+        return run_named(view, view.pin.run_id) or run_named(view, newest)
 
     return view.memo("last_run", find)
 
 
-def run_bucket(view: GoldView) -> str:
-    run = last_run(view)
+def run_bucket(run: dict[str, Any] | None) -> str:
     parameters = json.loads(run["parameters"]) if run else {}
     return str(parameters.get("bucket", "week"))
 

@@ -432,6 +432,56 @@ def test_as_of_version_reads_the_past(client, lake):
     assert "latest served" in body["detail"]
 
 
+TABLE_ENDPOINTS = [
+    ("/api/v1/items", "dim_item", {}),
+    ("/api/v1/sites", "dim_site", {}),
+    ("/api/v1/suppliers", "dim_supplier", {}),
+    ("/api/v1/demand", "fact_demand", {"grain": "month"}),
+    ("/api/v1/forecasts", "fact_forecast", {"item": None}),
+    ("/api/v1/forecasts/summary", "fact_forecast", {}),
+    ("/api/v1/inventory/policy", "inventory_policy", {}),
+    ("/api/v1/inventory/alerts", "inventory_policy", {"level": "ok"}),
+    ("/api/v1/kpis/forecast-accuracy", "forecast_accuracy", {}),
+    ("/api/v1/quality", "dq_results", {}),
+]
+
+
+@pytest.mark.parametrize(("path", "name", "params"), TABLE_ENDPOINTS)
+def test_every_table_endpoint_travels_in_time_and_exports(
+    client, lake, forecast_item, path, name, params
+):
+    params = {k: forecast_item if v is None else v for k, v in params.items()}
+    version = lake.delta_table("gold", name).version()
+    now = client.get(path, params=params)
+    past = client.get(path, params={**params, "as_of_version": version})
+    assert now.status_code == past.status_code == 200, past.text
+    assert past.headers["x-gold-version"] == str(version)
+    assert past.json() == now.json(), "the current version read through time travel"
+    problem(client, path, 404, **params, as_of_version=2**31)
+    for fmt in ("csv", "parquet"):
+        export = client.get(path, params={**params, "format": fmt})
+        assert export.status_code == 200, export.text
+        if fmt == "parquet":
+            assert pq.read_table(io.BytesIO(export.content)).num_rows > 0
+        else:
+            assert len(export.text.splitlines()) > 1
+
+
+def test_forecasts_of_an_older_run_come_with_that_runs_id(client, lake, forecast_item):
+    history = lake.delta_table("gold", "fact_forecast").history()
+    oldest = min(h["version"] for h in history)
+    past = lake.delta_table("gold", "fact_forecast", version=oldest).to_pyarrow_table()
+    past = past.to_pandas()
+    item = past["item_code"].iloc[0]
+    body = ok(client, "/api/v1/forecasts", item=item, as_of_version=oldest)
+    assert body["run_id"] == past["run_id"].iloc[0]
+    item_level = past[(past["item_code"] == item) & past["site_code"].isna()]
+    [series] = body["series"]
+    assert [p["p50"] for p in series["points"]] == pytest.approx(
+        list(item_level.sort_values("step")["p50"])
+    )
+
+
 def test_etag_gives_304_and_cache_control(client):
     first = client.get("/api/v1/items", params={"limit": 3})
     assert "max-age" in first.headers["cache-control"]

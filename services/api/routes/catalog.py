@@ -16,8 +16,10 @@ from services.api import models, queries
 from services.api.answers import (
     Answers,
     AsOf,
+    Format,
     View,
     last_run,
+    version_of,
 )
 from services.api.feed import EventFeed
 from services.api.gold import GOLD_BUILDS, GoldView
@@ -39,11 +41,16 @@ def router(answers: Answers, feed: EventFeed | None, quarantine_dir: Path | None
     api = APIRouter(prefix="/api/v1")
 
     @api.get("/quality", response_model=models.QualityReport, tags=["quality"])
-    def quality(request: Request, view: View, as_of_version: AsOf = None) -> Response:
-        """Data-quality results of the latest build, with a link to its HTML report."""
+    def quality(
+        request: Request, view: View, format: Format = "json", as_of_version: AsOf = None
+    ) -> Response:
+        """Data-quality results of the latest build, with a link to its HTML report; as csv
+        or parquet, that build's rows of gold.dq_results."""
         loaded = table(view, "dq_results", as_of_version)
 
-        def build() -> models.QualityReport:
+        def build() -> models.QualityReport | pa.Table:
+            if format != "json":
+                return queries.latest_build_results(loaded.data)[1] if loaded else pa.table({})
             if loaded is None:
                 return models.QualityReport(
                     build_id=None,
@@ -68,7 +75,14 @@ def router(answers: Answers, feed: EventFeed | None, quarantine_dir: Path | None
                 version=loaded.version,
             )
 
-        return serve(request, view, token(view, "dq_results", as_of_version), build)
+        return serve(
+            request,
+            view,
+            token(view, "dq_results", as_of_version),
+            build,
+            fmt=format,
+            version=version_of(loaded),
+        )
 
     @api.get(
         "/quality/reports/{build_id}",

@@ -20,6 +20,7 @@ from services.api.answers import (
     known_item,
     last_run,
     run_bucket,
+    run_named,
     version_of,
 )
 from services.api.problems import ApiProblem
@@ -121,17 +122,22 @@ def router(answers: Answers) -> APIRouter:
             int | None, Query(ge=1, le=520, description="Steps ahead to return.")
         ] = None,
         format: Format = "json",
+        as_of_version: AsOf = None,
     ) -> Response:
         """The latest run's forecast of one item: quantiles p10..p90, the service-level
-        quantile, the chosen model and run id, with actuals beside them."""
+        quantile, the chosen model and run id, with actuals beside them. With
+        `as_of_version`, the forecast that version of gold.fact_forecast held (its run's);
+        actuals and history are always gold's current demand."""
         known_item(view, item)
-        loaded = view.table("fact_forecast")
+        loaded = table(view, "fact_forecast", as_of_version)
         if loaded is None or not loaded.has(item):
-            raise ApiProblem(
-                404, "No forecast", f"the latest forecast run has no series for {item!r}"
-            )
-        run = last_run(view)
-        bucket = run_bucket(view)
+            which = "the latest forecast run" if as_of_version is None else "that version"
+            raise ApiProblem(404, "No forecast", f"{which} has no series for {item!r}")
+        rows = loaded.rows_for(item)
+        run = (
+            last_run(view) if as_of_version is None else run_named(view, rows["run_id"][0].as_py())
+        )
+        bucket = run_bucket(run)
         demand_table = view.table("fact_demand")
 
         def series() -> list[dict[str, Any]]:
@@ -170,7 +176,6 @@ def router(answers: Answers) -> APIRouter:
                     if flat
                     else pa.table({"series_id": pa.array([], pa.string())})
                 )
-            rows = loaded.rows_for(item)
             return models.ItemForecast(
                 item_code=item,
                 run_id=run["run_id"] if run else rows["run_id"][0].as_py(),
@@ -180,7 +185,9 @@ def router(answers: Answers) -> APIRouter:
                 version=loaded.version,
             )
 
-        return serve(request, view, view.etag, build, fmt=format, version=loaded.version)
+        # Actuals come from today's demand, so even a past forecast changes with the view.
+        tag = view.etag if as_of_version is None else f"{view.etag}-fact_forecast@{as_of_version}"
+        return serve(request, view, tag, build, fmt=format, version=loaded.version)
 
     @api.get("/forecasts/summary", response_model=models.ForecastSummary, tags=["forecasts"])
     def forecast_summary(
@@ -189,14 +196,19 @@ def router(answers: Answers) -> APIRouter:
         date_from: Annotated[date | None, Query(alias="from")] = None,
         date_to: Annotated[date | None, Query(alias="to")] = None,
         format: Format = "json",
+        as_of_version: AsOf = None,
     ) -> Response:
         """Forecast totals per period over all items (item-level series)."""
         try:
             queries.check_range(date_from, date_to, settings.max_date_range_days)
         except queries.BadQuery as error:
             raise ApiProblem(422, "Invalid parameters", str(error)) from error
-        loaded = view.table("fact_forecast")
-        run = last_run(view)
+        loaded = table(view, "fact_forecast", as_of_version)
+        if as_of_version is None:
+            run = last_run(view)
+            run_id = run["run_id"] if run else None
+        else:  # a version of the table holds one run's forecasts
+            run_id = loaded.data["run_id"][0].as_py() if loaded and loaded.data.num_rows else None
 
         def build() -> pa.Table:
             if loaded is None:
@@ -205,13 +217,11 @@ def router(answers: Answers) -> APIRouter:
 
         def model(rows: pa.Table) -> models.ForecastSummary:
             return models.ForecastSummary(
-                run_id=run["run_id"] if run else None,
-                periods=queries.records(rows),
-                version=version_of(loaded),
+                run_id=run_id, periods=queries.records(rows), version=version_of(loaded)
             )
 
-        return serve(
-            request, view, view.etag, build, fmt=format, to_model=model, version=version_of(loaded)
+        return serve_table(
+            request, view, "fact_forecast", as_of_version, loaded, build, format, model
         )
 
     return api
