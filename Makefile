@@ -29,7 +29,7 @@ lint: $(INSTALLED)
 	$(BIN)/ruff format --check .
 
 test: $(INSTALLED) lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --durations=30
 
 # Benchmarks: `make bench` runs them all; pass options with BENCH_ARGS="--quick".
 bench: bench-ingest bench-transform bench-forecast bench-api
