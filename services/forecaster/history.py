@@ -27,7 +27,13 @@ def bucket_history(
 ) -> pd.DataFrame:
     """Long frame (series_id, item_code, site_code, period, y): one row per series and bucket,
     zero-filled from the series' first demand to the last bucket of all data, so that every
-    series ends at the same forecast origin."""
+    series ends at the same forecast origin.
+
+    Each bucket's quantities are summed in ascending order, so y is a function of the rows and
+    not of their order: gold promises no row order (two builds of the same data differ), and a
+    float sum in another order can differ in its last bits, which the models then compare
+    (selection ties) and bin (the Pooled model's level edges).
+    """
     trunc = "week" if bucket == "week" else "month"
     site = "site_code" if by_site else "'ALL'"
     item_filter = ""
@@ -42,7 +48,7 @@ def bucket_history(
             WITH bucketed AS (
                 SELECT item_code, {site} AS site_code,
                        CAST(date_trunc('{trunc}', demand_date) AS DATE) AS period,
-                       sum(quantity) AS y
+                       sum(quantity ORDER BY quantity) AS y
                 FROM fact_demand {item_filter}
                 GROUP BY ALL
             ),

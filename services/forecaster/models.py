@@ -83,6 +83,7 @@ STATSFORECAST_MODELS = (
 LOCAL_MODELS = (*STATSFORECAST_MODELS, "Prophet")
 ALL_MODELS = (*PANEL_MODELS, *LOCAL_MODELS)
 PROPHET_CLASSES = ("smooth", "erratic")
+PROPHET_SEED = 20240601  # cmdstan's seed for Prophet's fits (see `_prophet_mean`)
 MAX_ARIMA_SEASON = 24
 
 FORECAST_KEYS = ("series_id", "period", "step", "model")
@@ -685,7 +686,10 @@ def _prophet_mean(y: FloatArray, start: pd.Timestamp, params: _LocalParams) -> F
         uncertainty_samples=0,  # we only use yhat: the NB around it gives the quantiles
     )
     with disable_logging():  # cmdstanpy logs two INFO lines per fit otherwise
-        model.fit(pd.DataFrame({"ds": dates, "y": y}))
+        # The MAP fit starts from Prophet's own initial values for every parameter, so the
+        # optimiser never draws; cmdstanpy would still pick a random seed per fit, pinned here
+        # so that nothing in a run's numbers depends on one.
+        model.fit(pd.DataFrame({"ds": dates, "y": y}), seed=PROPHET_SEED)
     return np.asarray(model.predict(pd.DataFrame({"ds": future}))["yhat"], dtype=float)
 
 

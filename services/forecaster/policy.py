@@ -49,9 +49,10 @@ _MOMENT_GRID = 4096
 class LeadTime:
     """Replenishment lead time of one item, in days.
 
-    `samples_days` holds the observations the Monte-Carlo resamples (empty on a fallback: the
-    simulation then draws from a gamma with the same mean and std, or uses the mean when
-    std is 0). `n_samples` is how many observations were used (0 on a fallback).
+    `samples_days` holds the observations the Monte-Carlo resamples, in ascending order so that
+    the draws of a seed do not depend on the order the samples were read in (empty on a
+    fallback: the simulation then draws from a gamma with the same mean and std, or uses the
+    mean when std is 0). `n_samples` is how many observations were used (0 on a fallback).
     """
 
     mean_days: float
@@ -145,7 +146,9 @@ def lead_time_distribution(
         raise ValueError(f"min_samples must be >= 1, got {min_samples}")
 
     values = np.asarray(samples_days, dtype=float).ravel()
-    valid = values[np.isfinite(values) & (values >= 0)]
+    # Sorted: the bootstrap draws by position, so samples in another order (gold promises no
+    # row order) would give other draws, and another reorder point, for the same seed.
+    valid = np.sort(values[np.isfinite(values) & (values >= 0)])
     if valid.size >= min_samples:
         std = float(np.std(valid, ddof=1)) if valid.size > 1 else 0.0
         return LeadTime(

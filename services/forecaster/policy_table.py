@@ -53,6 +53,9 @@ def _lead_time_samples(lake: Lake) -> tuple[dict[str, list[float]], float, float
     frame = frame[frame["lead_time_days"].notna() & (frame["lead_time_days"] >= 0)]
     if frame.empty:
         return {}, 7.0, 0.0
+    # Gold promises no row order (two builds of the same data differ): sorted, the samples and
+    # the float sums of the spread are the same for the same rows.
+    frame = frame.sort_values(["item_code", "lead_time_days"], ignore_index=True)
     by_item = frame.groupby("item_code")["lead_time_days"].apply(lambda s: s.astype(float).tolist())
     # Items bought too rarely to have their own lead time get the company-wide one.
     spread = float(frame["lead_time_days"].std())  # NaN with a single line
@@ -70,6 +73,8 @@ def _latest_stock(lake: Lake) -> pd.DataFrame:
     if frame.empty:
         return pd.DataFrame(columns=["item_code", "snapshot_date", "on_hand"])
     latest = frame[frame["snapshot_date"] == frame["snapshot_date"].max()]
+    # Summed in a fixed order, so on-hand does not depend on the order of the rows read.
+    latest = latest.sort_values(["item_code", "quantity_on_hand"], ignore_index=True)
     return (
         latest.groupby(["item_code", "snapshot_date"], as_index=False)["quantity_on_hand"]
         .sum()
