@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -15,6 +15,9 @@ from services.cli.operations import bronze_app, datasets, quarantine_app, rebuil
 from services.cli.replay import replay
 from services.cli.storage import storage_app
 from shared.settings import NovaSettings
+
+if TYPE_CHECKING:
+    from services.cli.runtime import Stack, StartGuard
 
 app = typer.Typer(help="Nova Corrente data platform.", no_args_is_help=True, add_completion=False)
 app.command("datasets")(datasets)
@@ -58,94 +61,22 @@ def up(
     ] = True,
 ) -> None:
     """Start NATS, the ingestor, the transformer and the API; Ctrl-C stops them all."""
-    from services.cli.runtime import RuntimeFailure, Stack, wait_until
-    from services.demo.sources import generate_demo_sources
+    from services.cli.runtime import RuntimeFailure, Stack, StartGuard, StartInterrupted
 
     settings = NovaSettings()
-    stack = Stack(settings)
-    stopping = False
-    serving = False
-
-    class StartInterrupted(Exception):
-        pass
-
-    def request_stop(signum: int, _: object) -> None:
-        nonlocal stopping
-        stopping = True
-        if not serving:  # still starting: leave the waits at once, children are stopped below
-            raise StartInterrupted
-
-    signal.signal(signal.SIGINT, request_stop)
-    signal.signal(signal.SIGTERM, request_stop)
-    inbox = settings.ingestor.inbox_dir
-    assert inbox is not None
+    # While starting, Ctrl-C leaves the waits at once (children are stopped below), but never
+    # between starting a child and recording it (see `StartGuard`).
+    guard = StartGuard()
+    stack = Stack(settings, guard)
+    previous = {s: signal.signal(s, guard.handler) for s in (signal.SIGINT, signal.SIGTERM)}
     exit_code = 0
     try:
-        typer.echo("starting nats-server, ingestor, transformer and api ...")
-        stack.start()
-        if demo and stack.item_count() == 0:
-            staging = settings.var_dir / "demo"
-            sources = generate_demo_sources(staging)
-            inbox.mkdir(parents=True, exist_ok=True)
-            # Rename within one filesystem: the ingestor never sees a half-written file.
-            for path in sources.paths:
-                path.replace(inbox / path.name)
-            dropped = ", ".join(f"{p.name} ({sources.rows[p.name]} rows)" for p in sources.paths)
-            typer.echo(f"dropped {dropped} into {inbox}")
-            wait_until(
-                lambda: stack.item_count() > 0,
-                ITEMS_TIMEOUT_SECONDS,
-                "demo materials in the API",
-                stack.check_children,
-            )
-        forecast_run = None
-        if forecast and stack.item_count() > 0:
-            # Once every demo file is through, so that stock and lead times are in gold too.
-            wait_until(
-                lambda: not any(p.is_file() for p in inbox.rglob("*")),
-                ITEMS_TIMEOUT_SECONDS,
-                "the inbox to empty",
-                stack.check_children,
-            )
-            forecast_run = stack.start_forecast()
-        api = stack.api_url
-        quarantine_dir = settings.ingestor.quarantine_dir
-        assert quarantine_dir is not None
-        metrics_port = settings.ingestor.metrics_port
-        typer.echo(
-            "\nNova Corrente data platform is up.\n"
-            f"  dashboard  {api}/   (pipeline status, alerts, item forecasts)\n"
-            f"  API        {api}/api/v1   (docs: {api}/docs)\n"
-            f"  inbox      {inbox.resolve()}   (drop .xlsx, .csv, .json exports here;"
-            " `nova datasets` lists what is accepted)\n"
-            f"  quarantine {quarantine_dir.resolve()}   (`nova quarantine list`)\n"
-            f"  logs       {settings.log_dir.resolve()}/*.log   (JSON lines)\n"
-            + (
-                f"  metrics    http://127.0.0.1:{metrics_port}/metrics   (ingestor, Prometheus)\n"
-                if metrics_port
-                else ""
-            )
-            + f"  try        curl '{api}/api/v1/items?limit=5'\n"
-            f"  items now  {stack.item_count()}\n"
-            + (
-                f"  forecast   running in the background ({forecast_run.log_path}); "
-                "`nova forecast` runs one on demand\n"
-                if forecast_run
-                else ""
-            )
-            + "Press Ctrl-C to stop."
-        )
-        serving = True
-        while not stopping:
-            stack.check_children()
-            if forecast_run is not None and (code := forecast_run.process.poll()) is not None:
-                typer.echo(
-                    "forecast done: forecasts and reorder points are in gold"
-                    if code == 0
-                    else f"forecast failed (exit code {code}): see {forecast_run.log_path}"
-                )
-                forecast_run = None
-            time.sleep(0.5)
+        try:
+            _start_and_serve(stack, guard, demo=demo, forecast=forecast)
+        finally:
+            # From here on a signal only asks to stop: nothing may skip the stop below. (One
+            # landing before this line raises StartInterrupted, which still gets there.)
+            guard.disarm()
     except RuntimeFailure as failure:
         typer.echo(f"error: {failure}", err=True)
         exit_code = 1
@@ -161,7 +92,86 @@ def up(
             # uvicorn re-raises SIGTERM after its graceful shutdown, hence -15 is clean too.
             clean = code in (0, -signal.SIGTERM)
             typer.echo(f"  {name} stopped" + ("" if clean else f" (exit code {code})"))
+        # Called in-process (tests), the caller gets its handlers back: an ignored SIGTERM
+        # would be inherited by every process it starts afterwards.
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     raise typer.Exit(exit_code)
+
+
+def _start_and_serve(stack: Stack, guard: StartGuard, *, demo: bool, forecast: bool) -> None:
+    """Start the stack (with the demo and a forecast if asked), then serve until a signal."""
+    from services.cli.runtime import wait_until
+    from services.demo.sources import generate_demo_sources
+
+    settings = stack.settings
+    inbox = settings.ingestor.inbox_dir
+    assert inbox is not None
+    typer.echo("starting nats-server, ingestor, transformer and api ...")
+    stack.start()
+    if demo and stack.item_count() == 0:
+        staging = settings.var_dir / "demo"
+        sources = generate_demo_sources(staging)
+        inbox.mkdir(parents=True, exist_ok=True)
+        # Rename within one filesystem: the ingestor never sees a half-written file.
+        for path in sources.paths:
+            path.replace(inbox / path.name)
+        dropped = ", ".join(f"{p.name} ({sources.rows[p.name]} rows)" for p in sources.paths)
+        typer.echo(f"dropped {dropped} into {inbox}")
+        wait_until(
+            lambda: stack.item_count() > 0,
+            ITEMS_TIMEOUT_SECONDS,
+            "demo materials in the API",
+            stack.check_children,
+        )
+    forecast_run = None
+    if forecast and stack.item_count() > 0:
+        # Once every demo file is through, so that stock and lead times are in gold too.
+        wait_until(
+            lambda: not any(p.is_file() for p in inbox.rglob("*")),
+            ITEMS_TIMEOUT_SECONDS,
+            "the inbox to empty",
+            stack.check_children,
+        )
+        forecast_run = stack.start_forecast()
+    api = stack.api_url
+    quarantine_dir = settings.ingestor.quarantine_dir
+    assert quarantine_dir is not None
+    metrics_port = settings.ingestor.metrics_port
+    typer.echo(
+        "\nNova Corrente data platform is up.\n"
+        f"  dashboard  {api}/   (pipeline status, alerts, item forecasts)\n"
+        f"  API        {api}/api/v1   (docs: {api}/docs)\n"
+        f"  inbox      {inbox.resolve()}   (drop .xlsx, .csv, .json exports here;"
+        " `nova datasets` lists what is accepted)\n"
+        f"  quarantine {quarantine_dir.resolve()}   (`nova quarantine list`)\n"
+        f"  logs       {settings.log_dir.resolve()}/*.log   (JSON lines)\n"
+        + (
+            f"  metrics    http://127.0.0.1:{metrics_port}/metrics   (ingestor, Prometheus)\n"
+            if metrics_port
+            else ""
+        )
+        + f"  try        curl '{api}/api/v1/items?limit=5'\n"
+        f"  items now  {stack.item_count()}\n"
+        + (
+            f"  forecast   running in the background ({forecast_run.log_path}); "
+            "`nova forecast` runs one on demand\n"
+            if forecast_run
+            else ""
+        )
+        + "Press Ctrl-C to stop."
+    )
+    guard.disarm()  # serving: a signal now only asks to stop
+    while not guard.requested:
+        stack.check_children()
+        if forecast_run is not None and (code := forecast_run.process.poll()) is not None:
+            typer.echo(
+                "forecast done: forecasts and reorder points are in gold"
+                if code == 0
+                else f"forecast failed (exit code {code}): see {forecast_run.log_path}"
+            )
+            forecast_run = None
+        time.sleep(0.5)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ where to look, and what went wrong if a child dies.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -13,7 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -27,6 +28,46 @@ STOP_GRACE_SECONDS = 20.0  # above the transformer's 10 s graceful timeout
 
 class RuntimeFailure(RuntimeError):
     """The stack could not start or a child died; the message says which and why."""
+
+
+class StartInterrupted(Exception):
+    """Ctrl-C (or SIGTERM) while the stack was starting."""
+
+
+class StartGuard:
+    """What SIGINT and SIGTERM do to `nova up`: `handler` is installed for both.
+
+    While armed (starting), a signal raises `StartInterrupted` wherever the main thread is, so
+    the waits end at once, except inside `atomic()`: there it is held and raised when the block
+    is left. Starting a child and recording it is such a block: an interrupt landing inside
+    `Popen` or just after it would otherwise leave a child running that nobody records, hence
+    nobody stops (children run in their own session, so Ctrl-C does not reach them). Once
+    disarmed (serving, stopping), a signal only sets `requested`.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.armed = True
+        self._held = 0
+
+    def handler(self, signum: int, frame: object) -> None:
+        self.requested = True
+        if self.armed and not self._held:
+            raise StartInterrupted
+
+    def disarm(self) -> None:
+        self.armed = False
+
+    @contextlib.contextmanager
+    def atomic(self) -> Iterator[None]:
+        """Defer an interrupt until the block is done; raise it then (not on an error)."""
+        self._held += 1
+        try:
+            yield
+        finally:
+            self._held -= 1
+        if self.requested and self.armed and not self._held:
+            raise StartInterrupted
 
 
 @dataclass
@@ -81,8 +122,9 @@ def _tcp_open(host: str, port: int) -> bool:
 class Stack:
     """Starts the children in dependency order and stops them in reverse."""
 
-    def __init__(self, settings: NovaSettings) -> None:
+    def __init__(self, settings: NovaSettings, guard: StartGuard | None = None) -> None:
         self.settings = settings
+        self.guard = guard or StartGuard()  # its handler is installed by `nova up`, if at all
         self.children: list[Child] = []
         nats_url = urlparse(settings.nats.url)
         self.nats_host = nats_url.hostname or "127.0.0.1"
@@ -93,7 +135,9 @@ class Stack:
         log_dir = self.settings.log_dir
         log_dir.mkdir(parents=True, exist_ok=True)
         log_path = log_dir / f"{name}.log"
-        with log_path.open("ab") as log_file:
+        # Started and recorded as one step with respect to Ctrl-C: a child is never running
+        # without being in `children`, which `stop` walks.
+        with log_path.open("ab") as log_file, self.guard.atomic():
             process = subprocess.Popen(
                 command,
                 stdout=log_file,
@@ -102,8 +146,8 @@ class Stack:
                 env={**os.environ, "NOVA_LOG__FORMAT": "json"},
                 start_new_session=True,  # Ctrl-C reaches us only; we stop children in order
             )
-        child = Child(name, process, log_path, oneshot)
-        self.children.append(child)
+            child = Child(name, process, log_path, oneshot)
+            self.children.append(child)
         return child
 
     def check_children(self) -> None:
