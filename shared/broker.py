@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
-import nats
 from nats.aio.client import Client as NatsClient
-from nats.errors import NoRespondersError
+from nats.errors import AuthorizationError, NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
@@ -20,6 +21,8 @@ from shared.logging import get_logger
 from shared.settings import NatsSettings
 
 log = get_logger(__name__)
+# where nats-py logs the errors of a client without an error callback
+nats_log = logging.getLogger("nats.aio.client")
 
 SECONDS_PER_DAY = 24 * 3600
 # How long a declaration waits for a cluster to settle (a leader elected after a node was lost,
@@ -59,30 +62,105 @@ def dlq_stream_config(settings: NatsSettings) -> StreamConfig:
     )
 
 
+class NatsAuthenticationError(ConnectionError):
+    """The NATS server refused this client: wrong, missing or unexpected user and password."""
+
+
+ErrorCallback = Callable[[Exception], Awaitable[None]]
+
+
+def is_authentication_failure(error: BaseException) -> bool:
+    """The server's `-ERR 'Authorization Violation'` (nats-py reports it two ways)."""
+    return isinstance(error, AuthorizationError) or "authorization violation" in str(error).lower()
+
+
+def without_credentials(url: str) -> str:
+    """`url` without a `user:password@` part, fit for a log line or an error message."""
+    parts = urlsplit(url if "://" in url else f"nats://{url}")
+    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+
+
+def authentication_failed_message(settings: NatsSettings) -> str:
+    servers = ",".join(without_credentials(url) for url in settings.servers)
+    if settings.user is None:
+        refused = (
+            "the server requires a user and password: set NOVA_NATS__USER and NOVA_NATS__PASSWORD"
+        )
+    else:
+        refused = (
+            f"the server refused user {settings.user!r} or its password: check "
+            "NOVA_NATS__USER and NOVA_NATS__PASSWORD"
+        )
+    return f"NATS authentication failed at {servers}: {refused}"
+
+
+def error_callback(
+    settings: NatsSettings,
+    name: str,
+    *,
+    fail: Callable[[], bool] = lambda: True,
+    quiet: bool = False,
+) -> ErrorCallback:
+    """nats-py's `error_cb` for the client `name`.
+
+    A refused credential is logged as `nats_authentication_failed` and, while `fail()` is true,
+    raised as NatsAuthenticationError: raised from the callback, it ends nats-py's connect loop,
+    which would otherwise retry a credential that can never work, forever. Other errors are
+    logged the way nats-py logs them by default (nothing when `quiet`).
+    """
+
+    async def on_error(error: Exception) -> None:
+        if is_authentication_failure(error):
+            log.error(
+                "nats_authentication_failed",
+                client=name,
+                servers=[without_credentials(url) for url in settings.servers],
+                user=settings.user,
+            )
+            if fail():
+                raise NatsAuthenticationError(authentication_failed_message(settings)) from error
+        elif not quiet:
+            nats_log.error("nats: encountered error", exc_info=error)
+
+    return on_error
+
+
+async def _connect(
+    settings: NatsSettings, name: str, *, quiet: bool = False, **reconnect: Any
+) -> NatsClient:
+    client = NatsClient()
+    connected = False
+    try:
+        await client.connect(
+            settings.servers,
+            name=name,
+            connect_timeout=settings.connect_timeout_seconds,
+            # A refused credential ends the first connection; once connected, a later refusal
+            # (the server's users changed) is logged on every reconnect attempt.
+            error_cb=error_callback(settings, name, fail=lambda: not connected, quiet=quiet),
+            **settings.auth_options(),
+            **reconnect,
+        )
+    except BaseException:
+        await client.close()
+        raise
+    connected = True
+    return client
+
+
 async def connect(settings: NatsSettings, name: str) -> NatsClient:
-    return await nats.connect(
-        settings.servers,
-        name=name,
-        connect_timeout=settings.connect_timeout_seconds,
-        max_reconnect_attempts=-1,
-        reconnect_time_wait=1,
-    )
+    """Connect, retrying while no server answers; NatsAuthenticationError when one refuses the
+    credentials."""
+    return await _connect(settings, name, max_reconnect_attempts=-1, reconnect_time_wait=1)
 
 
 async def connect_once(settings: NatsSettings, name: str) -> NatsClient:
-    """For a command line: fail fast (NoServersError) instead of retrying forever, quietly."""
-
-    async def quiet(_: Exception) -> None:  # the caller reports the failure once, readably
-        return None
-
-    return await nats.connect(
-        settings.servers,
-        name=name,
-        connect_timeout=settings.connect_timeout_seconds,
-        # nats-py only gives up on a first connection when the attempts are bounded.
-        max_reconnect_attempts=1,
-        reconnect_time_wait=0.2,
-        error_cb=quiet,
+    """For a command line: fail fast (NoServersError) instead of retrying forever, quietly;
+    NatsAuthenticationError when a server refuses the credentials."""
+    # The caller reports the failure once, readably. nats-py only gives up on a first
+    # connection when the attempts are bounded.
+    return await _connect(
+        settings, name, quiet=True, max_reconnect_attempts=1, reconnect_time_wait=0.2
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -46,6 +46,37 @@ class NatsSettings(BaseModel):
         description="Copies of every stream and KV bucket in a NATS cluster (3 survives the "
         "loss of one node); 1 on a single server.",
     )
+    user: str | None = Field(
+        None,
+        description="User the services authenticate to NATS as, together with `password`; "
+        "unset: no authentication (the embedded `nova up` server).",
+    )
+    password: SecretStr | None = Field(
+        None, description="Password of the NATS `user`; never logged."
+    )
+
+    @field_validator("user", "password", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # `NOVA_NATS__USER=` in a .env file means "no user", not a user named "".
+        return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _user_and_password_together(self) -> NatsSettings:
+        if (self.user is None) != (self.password is None):
+            given, missing = ("user", "password") if self.password is None else ("password", "user")
+            raise ValueError(
+                f"NATS {given} without a {missing}: set both NOVA_NATS__USER and "
+                "NOVA_NATS__PASSWORD, or neither (no authentication)"
+            )
+        return self
+
+    def auth_options(self) -> dict[str, str]:
+        """The credentials as keyword arguments of nats-py's `connect` (shared.broker; the
+        transformer hands them to FastStream): empty without a user, so none are sent."""
+        if self.user is None or self.password is None:
+            return {}
+        return {"user": self.user, "password": self.password.get_secret_value()}
 
 
 class StorageSettings(BaseModel):

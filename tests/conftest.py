@@ -6,6 +6,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -38,17 +39,26 @@ def wait_for_port(port: int, timeout: float = 20.0) -> None:
 def nats_url(tmp_path: Path) -> Iterator[str]:
     """A real nats-server with JetStream, on a free port, storing under tmp_path."""
     port = free_port()
+    with nats_server(
+        port, "--jetstream", "--store_dir", str(tmp_path / "nats"), "--addr", "127.0.0.1"
+    ) as url:
+        yield url
+
+
+@pytest.fixture
+def real_workbook() -> Path:
+    if not REAL_WORKBOOK.exists():
+        pytest.skip(f"real ERP workbook not present at {REAL_WORKBOOK} (it lives outside the repo)")
+    return REAL_WORKBOOK
+
+
+@contextmanager
+def nats_server(port: int, *arguments: str, env: dict[str, str] | None = None) -> Iterator[str]:
+    """`nats-server --port <port> <arguments>` (env: its whole environment); its URL once it
+    listens on 127.0.0.1, terminated on exit."""
     process = subprocess.Popen(
-        [
-            nats_server_binary(),
-            "--jetstream",
-            "--store_dir",
-            str(tmp_path / "nats"),
-            "--addr",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
+        [nats_server_binary(), "--port", str(port), *arguments],
+        env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -58,10 +68,3 @@ def nats_url(tmp_path: Path) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(10)
-
-
-@pytest.fixture
-def real_workbook() -> Path:
-    if not REAL_WORKBOOK.exists():
-        pytest.skip(f"real ERP workbook not present at {REAL_WORKBOOK} (it lives outside the repo)")
-    return REAL_WORKBOOK

@@ -21,6 +21,7 @@ from faststream.exceptions import NackMessage, RejectMessage
 from faststream.middlewares import AckPolicy
 from faststream.nats import ConsumerConfig, JStream, NatsBroker, PullSub
 from faststream.nats.annotations import NatsMessage
+from faststream.nats.security import NatsUserPassword
 from nats.js.api import AckPolicy as JsAckPolicy
 from nats.js.api import DeliverPolicy
 from nats.js.errors import BadRequestError, KeyNotFoundError, KeyWrongLastSequenceError
@@ -28,7 +29,7 @@ from nats.js.kv import KeyValue
 from pydantic import ValidationError
 
 from services.transformer.builds import BuildResult, UnknownDatasetError, apply_bronze_event
-from shared.broker import connect, ensure_stream
+from shared.broker import connect, ensure_stream, error_callback
 from shared.events import (
     BRONZE_INGESTED_ANY,
     DLQ_HEADER_DELIVERIES,
@@ -44,7 +45,7 @@ from shared.events import (
     dlq_subject,
 )
 from shared.logging import bind_correlation_id, configure_logging, get_logger
-from shared.settings import NovaSettings
+from shared.settings import NatsSettings, NovaSettings
 from shared.storage import Lake
 
 PRODUCER = "transformer"
@@ -249,6 +250,12 @@ def quality_failed_event(result: BuildResult, event: BronzeIngested) -> QualityF
     )
 
 
+def broker_security(settings: NatsSettings) -> NatsUserPassword | None:
+    """The NATS credentials the way FastStream takes them (its NatsBroker has no `user=`)."""
+    auth = settings.auth_options()
+    return NatsUserPassword(auth["user"], auth["password"]) if auth else None
+
+
 def build_app(settings: NovaSettings) -> FastStream:
     lake = Lake.from_settings(settings.storage)
     max_deliver = settings.transformer.max_deliver
@@ -257,6 +264,10 @@ def build_app(settings: NovaSettings) -> FastStream:
         name=PRODUCER,
         connect_timeout=int(settings.nats.connect_timeout_seconds),
         max_reconnect_attempts=-1,
+        # FastStream gives up on a refused credential itself (and logs other errors): this
+        # only names that failure, as shared.broker.connect does.
+        error_cb=error_callback(settings.nats, PRODUCER, quiet=True),
+        security=broker_security(settings.nats),
         logger=logging.getLogger("faststream.broker"),
         graceful_timeout=10.0,  # below nova up's stop grace, so a build in flight can finish
     )

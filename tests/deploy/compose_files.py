@@ -30,7 +30,7 @@ NOVA_SERVICES = {
 ONE_SHOTS = {"storage-init"}
 # `${NAME}`, `${NAME:-default}`, `${NAME:?message}`, `${NAME-x}`, `${NAME?x}`
 INTERPOLATION = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?P<op>:?[-?+])?(?P<rest>[^}]*)\}")
-SECRET_NAME = re.compile(r"(PASSWORD|SECRET|ACCESS_KEY|API_KEYS|_KEYS$|TOKEN|ROOT_USER)")
+SECRET_NAME = re.compile(r"(PASSWORD|SECRET|ACCESS_KEY|API_KEYS|_KEYS$|TOKEN|ROOT_USER|NATS_+USER)")
 
 
 def load(path: Path) -> dict[str, Any]:

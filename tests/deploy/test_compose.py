@@ -29,6 +29,7 @@ from tests.deploy.compose_files import (
     interpolations,
     load,
     merge_compose,
+    nats_block,
     nats_conf_value,
     nats_routes,
     split_volume,
@@ -165,6 +166,9 @@ def test_nova_services_get_their_settings(services: dict[str, Any]) -> None:
         assert env["NOVA_STORAGE__S3_BUCKET"]
         assert env["NOVA_STORAGE__S3_ACCESS_KEY"].startswith("${")
         assert env["NOVA_STORAGE__S3_SECRET_KEY"].startswith("${")
+        # the same .env variables as the NATS server's authorization block
+        assert env["NOVA_NATS__USER"].startswith("${NATS_USER:?")
+        assert env["NOVA_NATS__PASSWORD"].startswith("${NATS_PASSWORD:?")
         assert env["NOVA_LOG__FORMAT"] == "json"
         assert env["NOVA_VAR_DIR"] == "/var/lib/nova"  # the image's writable home
         # compose's values are valid settings (credentials replaced by placeholders)
@@ -177,6 +181,10 @@ def test_nova_services_get_their_settings(services: dict[str, Any]) -> None:
                 patch.setenv(key, value)
             settings = NovaSettings(_env_file=None)  # type: ignore[call-arg]
         assert settings.storage.backend == "s3"
+        assert settings.nats.auth_options() == {
+            "user": "<NATS_USER>",
+            "password": "<NATS_PASSWORD>",
+        }
     # the lake credentials of the services are not MinIO's root user's
     service_keys = environment(services["api"])["NOVA_STORAGE__S3_ACCESS_KEY"]
     init_keys = environment(services["storage-init"])["NOVA_STORAGE__S3_ACCESS_KEY"]
@@ -196,6 +204,13 @@ def test_nats_has_jetstream_config_volume_and_js_healthcheck(services: dict[str,
     port = nats_conf_value(NATS_CONF.read_text(), "http_port")
     assert f"127.0.0.1:{port}/healthz?js-enabled-only=true" in test
     assert "ports" not in nats  # clients stay on the compose network
+    # what the config's authorization block reads, from deploy/.env
+    env = environment(nats)
+    assert env["NATS_USER"].startswith("${NATS_USER:?")
+    assert env["NATS_PASSWORD"].startswith("${NATS_PASSWORD:?")
+    authorization = nats_block(NATS_CONF.read_text(), "authorization")
+    assert nats_conf_value(authorization, "user") == "$NATS_USER"
+    assert nats_conf_value(authorization, "password") == "$NATS_PASSWORD"
 
 
 def test_minio_has_a_volume_root_credentials_and_healthcheck(services: dict[str, Any]) -> None:
@@ -284,6 +299,12 @@ def test_cluster_override_runs_three_nats_nodes_and_services_use_all() -> None:
         stores.add(volumes["/data"])
         assert "healthz?js-enabled-only=true" in " ".join(node["healthcheck"]["test"])
     assert len(stores) == 3, "each node its own JetStream store"
+    authorization = nats_block(NATS_CLUSTER_CONF.read_text(), "authorization")
+    assert nats_conf_value(authorization, "user") == "$NATS_USER"
+    for node in nodes.values():  # every node gets the credentials its config reads
+        env = environment(node)
+        assert env["NATS_USER"] == environment(services["nats"])["NATS_USER"]
+        assert env["NATS_PASSWORD"].startswith("${NATS_PASSWORD:?")
     # every node answers to the name the routes use
     hosts = {node.get("hostname") for node in nodes.values()}
     for node in nodes.values():
@@ -376,6 +397,8 @@ def test_compose_itself_accepts_the_files(files: tuple[Path, ...], tmp_path: Pat
         "S3_ACCESS_KEY": "access",
         "S3_SECRET_KEY": "secret",
         "API_KEYS": "key",
+        "NATS_USER": "nova",
+        "NATS_PASSWORD": "nats-password",
     }
     folder = DEPLOY
     if command[0].endswith("docker-compose"):
@@ -398,12 +421,13 @@ def test_compose_itself_accepts_the_files(files: tuple[Path, ...], tmp_path: Pat
     if files != (COMPOSE,):
         return
     # a missing credential stops compose, naming it
-    missing = subprocess.run(
-        [*command, *arguments, "config", "-q"],
-        cwd=folder,
-        env={**env, **{k: v for k, v in credentials.items() if k != "MINIO_ROOT_PASSWORD"}},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert missing.returncode != 0 and "MINIO_ROOT_PASSWORD" in missing.stderr
+    for name in ("MINIO_ROOT_PASSWORD", "NATS_PASSWORD"):
+        missing = subprocess.run(
+            [*command, *arguments, "config", "-q"],
+            cwd=folder,
+            env={**env, **{k: v for k, v in credentials.items() if k != name}},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert missing.returncode != 0 and name in missing.stderr

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from services.cli.runtime import nats_server_binary
-from shared.broker import connect, ensure_stream
+from shared.broker import NatsAuthenticationError, connect, ensure_stream
 from shared.settings import NatsSettings
 from tests.conftest import free_port
 from tests.deploy.compose_files import (
@@ -30,15 +30,24 @@ from tests.deploy.compose_files import (
     nats_routes,
 )
 
+# What compose gives the NATS containers from deploy/.env (base64, as `openssl rand` makes it).
+CREDENTIALS = {"NATS_USER": "nova", "NATS_PASSWORD": "q3+Vb/9zXk2Lr0Tw=="}
+CLIENT = {"user": CREDENTIALS["NATS_USER"], "password": CREDENTIALS["NATS_PASSWORD"]}
+
+
+def server_env(**env: str) -> dict[str, str]:
+    """This environment without the variables the configs read, plus `env`."""
+    read = ("NATS_SERVER_NAME", *CREDENTIALS)
+    return {**{k: v for k, v in os.environ.items() if k not in read}, **env}
+
 
 def config_check(path: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if k != "NATS_SERVER_NAME"}
     return subprocess.run(
         [nats_server_binary(), "-c", str(path), "-t"],
         capture_output=True,
         text=True,
         timeout=30,
-        env={**base, **env},
+        env=server_env(**env),
     )
 
 
@@ -103,12 +112,27 @@ def test_cluster_conf_routes_list_three_nodes_and_name_comes_from_env() -> None:
 
 
 def test_nats_server_accepts_both_configs() -> None:
-    single = config_check(NATS_CONF)
+    single = config_check(NATS_CONF, **CREDENTIALS)
     assert single.returncode == 0, single.stderr
-    node = config_check(NATS_CLUSTER_CONF, NATS_SERVER_NAME="nats-2")
+    node = config_check(NATS_CLUSTER_CONF, NATS_SERVER_NAME="nats-2", **CREDENTIALS)
     assert node.returncode == 0, node.stderr
-    unnamed = config_check(NATS_CLUSTER_CONF)  # a node without its name does not start
+    unnamed = config_check(NATS_CLUSTER_CONF, **CREDENTIALS)  # a node needs its name
     assert unnamed.returncode != 0 and "NATS_SERVER_NAME" in unnamed.stderr
+
+
+@pytest.mark.parametrize("path", [NATS_CONF, NATS_CLUSTER_CONF], ids=["single", "cluster"])
+@pytest.mark.parametrize("missing", list(CREDENTIALS))
+def test_a_server_without_its_credentials_does_not_start(path: Path, missing: str) -> None:
+    given = {k: v for k, v in CREDENTIALS.items() if k != missing}
+    check = config_check(path, NATS_SERVER_NAME="nats-1", **given)
+    assert check.returncode != 0 and missing in check.stderr
+
+
+def test_both_configs_require_the_credentials_of_every_client() -> None:
+    for path in (NATS_CONF, NATS_CLUSTER_CONF):
+        authorization = nats_block(path.read_text(), "authorization")
+        assert nats_conf_value(authorization, "user") == "$NATS_USER"
+        assert nats_conf_value(authorization, "password") == "$NATS_PASSWORD"
 
 
 def test_single_server_starts_with_jetstream_healthy(
@@ -125,15 +149,30 @@ def test_single_server_starts_with_jetstream_healthy(
                 *(nats_server_binary(), "-c", str(conf), "-a", "127.0.0.1"),
                 *("-p", str(free_port()), "-m", str(http_port)),
             ],
+            env=server_env(**CREDENTIALS),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
     )
-    # exactly the compose healthcheck's query
+    # exactly the compose healthcheck's query: monitoring needs no credential
     wait_healthy(http_port, "?js-enabled-only=true")
     _, varz = http_json(f"http://127.0.0.1:{http_port}/varz")
     assert varz["server_name"] == "nova-nats-1"
     assert varz["jetstream"]["config"]["store_dir"].startswith(str(tmp_path))
+    url = f"nats://127.0.0.1:{varz['port']}"
+
+    async def declare() -> Any:
+        nc = await connect(NatsSettings(url=url, **CLIENT), name="deploy-test")
+        try:
+            js = nc.jetstream()
+            await ensure_stream(js, NatsSettings(url=url))
+            return await js.stream_info("NOVA")
+        finally:
+            await nc.close()
+
+    assert asyncio.run(declare()).config.name == "NOVA"
+    with pytest.raises(NatsAuthenticationError, match="requires a user and password"):
+        asyncio.run(connect(NatsSettings(url=url), name="anonymous"))
 
 
 class NodeExited(RuntimeError):
@@ -168,7 +207,7 @@ def start_cluster(
                     *("-p", str(client_ports[index]), "-m", str(http_ports[index])),
                     *("--cluster", f"nats://127.0.0.1:{route_ports[index]}"),
                 ],
-                env={**os.environ, "NATS_SERVER_NAME": f"nats-{node}"},
+                env=server_env(NATS_SERVER_NAME=f"nats-{node}", **CREDENTIALS),
                 stdout=subprocess.DEVNULL,
                 stderr=log,
             )
@@ -218,7 +257,7 @@ def test_three_nodes_form_a_cluster_and_replicate_streams_x3(
     assert meta["cluster_size"] == 3
 
     # The services' stream declaration with NOVA_NATS__REPLICAS=3 gets three copies.
-    settings = NatsSettings(url=f"nats://127.0.0.1:{client_ports[1]}", replicas=3)
+    settings = NatsSettings(url=f"nats://127.0.0.1:{client_ports[1]}", replicas=3, **CLIENT)
 
     async def declare() -> Any:
         nc = await connect(settings, name="deploy-test")

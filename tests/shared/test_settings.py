@@ -183,6 +183,8 @@ def test_every_listed_variable_is_actually_read(monkeypatch, tmp_path):
         "NOVA_NATS__DLQ_STREAM": "D2",
         "NOVA_NATS__DLQ_MAX_AGE_DAYS": "3",
         "NOVA_NATS__REPLICAS": "3",
+        "NOVA_NATS__USER": "nova",
+        "NOVA_NATS__PASSWORD": "pw",
         "NOVA_STORAGE__BACKEND": "s3",
         "NOVA_STORAGE__LOCAL_ROOT": str(tmp_path / "lr"),
         "NOVA_STORAGE__S3_ENDPOINT_URL": "http://minio:9001",
@@ -228,12 +230,18 @@ def test_every_listed_variable_is_actually_read(monkeypatch, tmp_path):
         "NOVA_LOG__FORMAT": "json",
     }
     assert set(values) == set(environment_variable_names())
-    default = NovaSettings()
+    # valid only together: each is changed from a set pair
+    paired = {"NOVA_NATS__USER": "u0", "NOVA_NATS__PASSWORD": "p0"}
     for name, value in values.items():
+        base = paired if name in paired else {}
+        for other, other_value in base.items():
+            monkeypatch.setenv(other, other_value)
+        before = NovaSettings()
         monkeypatch.setenv(name, value)
         changed = NovaSettings()
-        monkeypatch.delenv(name)
-        assert changed.model_dump() != default.model_dump(), f"{name} was not read"
+        for other in {name, *base}:
+            monkeypatch.delenv(other)
+        assert changed.model_dump() != before.model_dump(), f"{name} was not read"
 
 
 @pytest.mark.parametrize("folder", ["archive_dir", "quarantine_dir"])
@@ -243,3 +251,33 @@ def test_archive_or_quarantine_inside_the_inbox_is_refused(tmp_path, folder):
             var_dir=tmp_path,
             ingestor={"inbox_dir": tmp_path / "inbox", folder: tmp_path / "inbox" / "done"},
         )
+
+
+def test_nats_credentials_are_optional_secret_and_only_come_in_pairs(monkeypatch):
+    plain = NovaSettings()
+    assert plain.nats.user is None and plain.nats.password is None
+    assert plain.nats.auth_options() == {}  # the embedded server: no credentials sent
+    monkeypatch.setenv("NOVA_NATS__USER", "nova")
+    monkeypatch.setenv("NOVA_NATS__PASSWORD", "n4ts-s3cr3t")
+    settings = NovaSettings()
+    assert isinstance(settings.nats.password, SecretStr)
+    assert settings.nats.auth_options() == {"user": "nova", "password": "n4ts-s3cr3t"}
+    for text in (repr(settings), str(settings.nats), settings.model_dump_json()):
+        assert "n4ts-s3cr3t" not in text
+
+
+@pytest.mark.parametrize(
+    ("given", "missing"), [("NOVA_NATS__USER", "password"), ("NOVA_NATS__PASSWORD", "user")]
+)
+def test_a_nats_user_without_password_or_the_reverse_is_refused(monkeypatch, given, missing):
+    monkeypatch.setenv(given, "value")
+    with pytest.raises(ValidationError, match=f"without a {missing}: set both NOVA_NATS__USER"):
+        NovaSettings()
+    with pytest.raises(ValidationError, match=f"without a {missing}"):
+        NatsSettings(**{given.removeprefix("NOVA_NATS__").lower(): "value"})
+
+
+def test_empty_nats_credentials_mean_none(monkeypatch):
+    monkeypatch.setenv("NOVA_NATS__USER", "")
+    monkeypatch.setenv("NOVA_NATS__PASSWORD", "")
+    assert NovaSettings().nats.auth_options() == {}
