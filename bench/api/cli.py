@@ -5,23 +5,33 @@ generator on loopback, report latency percentiles, requests/s, ratios and the ta
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import json
 import math
 import os
-import platform
 import random
 import subprocess
 import sys
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from bench.api import report
 from bench.api.dataset import GENERATOR_VERSION, SEED, Sizes
-from bench.api.servers import HOST, REPO_ROOT, Server, ServerError, free_port, get, spawn
+from bench.api.servers import HOST, Server, ServerError, free_port, get, spawn
+from bench.common import (
+    REPO_ROOT,
+    add_output_options,
+    fill_sizes,
+    generated_lake,
+    last_json_line,
+    load_average,
+    machine,
+    now,
+    run_module,
+    say,
+    write_results,
+)
 
 DEFAULTS: dict[str, Any] = {
     "days": 1095,
@@ -39,6 +49,17 @@ QUICK: dict[str, Any] = {
     "duration": 2.0,
     "warmup": 0.5,
 }
+PACKAGES = (
+    "fastapi",
+    "starlette",
+    "uvicorn",
+    "pydantic",
+    "pyarrow",
+    "deltalake",
+    "h11",
+    "httptools",
+    "uvloop",
+)
 Say = Callable[[str], None]
 FIRST_URL = "/api/v1/items?limit=50"
 ENDPOINTS = ("items", "demand", "forecasts", "alerts")
@@ -90,14 +111,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="what follows `python` to start the API (default: -m services.api); to compare "
         "a changed copy of the API on the same gold and load",
     )
-    parser.add_argument(
-        "--out", type=Path, default=Path("var/bench/api.json"), help="JSON results file"
-    )
-    parser.add_argument(
-        "--data-dir",
-        type=Path,
-        default=REPO_ROOT / "var" / "bench",
-        help="the generated gold is cached under DATA_DIR/api/ (default var/bench)",
+    add_output_options(
+        parser, "api", "the generated gold is cached under DATA_DIR/api/ (default var/bench)"
     )
     parser.add_argument(
         "--quick",
@@ -106,10 +121,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         f"{QUICK['sites']} sites, {QUICK['days']} days; {QUICK['duration']:.0f} s per phase)",
     )
     args = parser.parse_args(argv)
-    sizes = QUICK if args.quick else DEFAULTS
-    for name, value in sizes.items():
-        if getattr(args, name) is None:
-            setattr(args, name, value)
+    fill_sizes(args, QUICK if args.quick else DEFAULTS)
     if min(args.days, args.items, args.sites, args.rows, args.connections, args.urls) < 1:
         parser.error("--days, --items, --sites, --rows, --connections and --urls must be >= 1")
     if args.rows > args.days * args.items * args.sites // 2:
@@ -122,58 +134,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _version(package: str) -> str | None:
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
-def _machine() -> dict[str, Any]:
-    return {
-        "cpus": os.cpu_count(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "versions": {
-            p: _version(p)
-            for p in (
-                "fastapi",
-                "starlette",
-                "uvicorn",
-                "pydantic",
-                "pyarrow",
-                "deltalake",
-                "h11",
-                "httptools",
-                "uvloop",
-            )
-        },
-        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
-    }
-
-
 def _prepare_lake(args: argparse.Namespace, say: Say) -> dict[str, Any]:
     """The generated gold, in a child (the parent stays small)."""
     began = time.perf_counter()
-    completed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench.api.generate",
-            str(args.days),
-            str(args.items),
-            str(args.sites),
-            str(args.rows),
-            str(args.data_dir),
-        ],
-        cwd=REPO_ROOT,
-        check=False,
-        capture_output=True,
-        text=True,
+    manifest = generated_lake(
+        "generating gold",
+        "bench.api.generate",
+        args.days,
+        args.items,
+        args.sites,
+        args.rows,
+        args.data_dir,
     )
-    if completed.returncode != 0:
-        raise RuntimeError(f"generating gold failed: {completed.stderr[-3000:]}")
-    manifest = dict(json.loads(completed.stdout.strip().splitlines()[-1]))
     how = (
         f"generated in {manifest['generated_seconds']:.1f} s"
         if manifest["generated_now"]
@@ -250,17 +222,15 @@ def run_load(
     }
     spec_path = scratch / "load-spec.json"
     spec_path.write_text(json.dumps(spec))
-    completed = subprocess.run(
-        [sys.executable, "-m", "bench.api.load", str(spec_path)],
-        cwd=REPO_ROOT,
+    completed = run_module(
+        "bench.api.load",
+        spec_path,
         check=False,
         capture_output=True,
         text=True,
         timeout=args.warmup + args.duration + 120,
     )
-    if completed.returncode != 0:
-        raise RuntimeError(f"load generator failed: {completed.stderr[-3000:]}")
-    result = dict(json.loads(completed.stdout.strip().splitlines()[-1]))
+    result = last_json_line(completed, "load generator")
     if not server.alive():
         raise ServerError(f"{server.name} died during the load: {server.tail()}")
     return result
@@ -385,22 +355,18 @@ def measure_api(
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-
-    def say(text: str) -> None:
-        print(text, flush=True)
-
     sizes = Sizes(args.days, args.items, args.sites, args.rows)
-    started = datetime.now(UTC)
-    machine = _machine()
+    started = now()
+    system = machine(PACKAGES)
     say(
         f"API benchmark: {sizes.rows:,} demand rows over {sizes.days:,} days, {sizes.items:,} "
         f"items, {sizes.sites:,} sites; {args.connections} connections, {args.warmup:g} s "
-        f"warm-up + {args.duration:g} s per phase; {machine['cpus']} CPUs, load "
-        f"{machine['load_average_at_start']}"
+        f"warm-up + {args.duration:g} s per phase; {system['cpus']} CPUs, load "
+        f"{system['load_average_at_start']}"
     )
-    if (machine["cpus"] or 1) <= 2:
+    if (system["cpus"] or 1) <= 2:
         say(
-            f"  note: {machine['cpus']} CPUs: the server (one uvicorn worker) and the load "
+            f"  note: {system['cpus']} CPUs: the server (one uvicorn worker) and the load "
             "generator compete for them, so absolute req/s are pessimistic; ratios come from "
             "the same conditions"
         )
@@ -409,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
     errors: dict[str, str] = {}
     results: dict[str, Any] = {
         "benchmark": "api",
-        "started_at": started.isoformat(timespec="seconds"),
+        "started_at": started,
         "parameters": {
             **sizes.as_dict(),
             "connections": args.connections,
@@ -422,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
             "seed": SEED,
             "generator_version": GENERATOR_VERSION,
         },
-        "machine": machine,
+        "machine": system,
     }
     ceiling_phases: list[dict[str, Any]] = []
     api: dict[str, Any] = {"phases": [], "first_requests": []}
@@ -460,7 +426,7 @@ def main(argv: list[str] | None = None) -> int:
         report.cpu_per_request_ms(ceiling_phases[0]["result"]) if ceiling_phases else None
     )
     checks = report.evaluate(phases, ceiling_rps, ceiling_cpu_ms, first_s)
-    machine["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    system["load_average_at_end"] = load_average()
     if phases:
         say("")
         say(report.phase_table(phases, ceiling_rps, ceiling_cpu_ms))
@@ -513,7 +479,7 @@ def main(argv: list[str] | None = None) -> int:
 
     results.update(
         {
-            "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "finished_at": now(),
             "startup": startup,
             "first_requests": api["first_requests"],
             "ready": {"status": api.get("ready_status"), **api.get("pinned", {})},
@@ -526,11 +492,7 @@ def main(argv: list[str] | None = None) -> int:
             "errors": errors,
         }
     )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
-    say(f"\nresults: {args.out}")
-    # A missed target is a finding, not a failure; something that did not run is.
-    return 1 if errors else 0
+    return write_results(args.out, results)
 
 
 if __name__ == "__main__":

@@ -27,9 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import sys
-import tempfile
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -39,11 +37,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from bench import common
 from bench.api.dataset import GENERATOR_VERSION, SEED, Sizes, cached_lake
 from bench.transform import dataset as transform_dataset
 from bench.transform.generate import build_pools, day_weights
 
-MANIFEST = "manifest.json"
 ITEMS = "items.json"  # every item with its demand rows and series: the benchmark picks URLs here
 EPOCH = date(1970, 1, 1)
 HOME_SHARE = 0.7  # share of an item's demand cells at its home sites
@@ -579,30 +577,10 @@ def cached(data_dir: Path, sizes: Sizes, seed: int = SEED) -> tuple[Path, dict[s
     """The generated lake for these sizes (generated unless cached): folder, manifest, and
     whether it was generated now."""
     root = cached_lake(data_dir, sizes, transform_dataset.GENERATOR_VERSION, seed)
-    manifest_path = root / MANIFEST
-    if manifest_path.exists():
-        return root, json.loads(manifest_path.read_text()), False
-    root.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=root.parent, prefix=".tmp-api-"))
-    try:
-        manifest = write_gold(staging, sizes, seed)
-        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-        shutil.rmtree(root, ignore_errors=True)  # a lake without a manifest is incomplete
-        staging.rename(root)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return root, manifest, True
-
-
-def main(argv: list[str]) -> int:
-    """`python -m bench.api.generate DAYS ITEMS SITES ROWS DATA_DIR`: prints the manifest of
-    the cached lake (with its folder as `root`)."""
-    days, items, sites, rows, data_dir = argv
-    sizes = Sizes(int(days), int(items), int(sites), int(rows))
-    root, manifest, made = cached(Path(data_dir), sizes)
-    print(json.dumps({**manifest, "root": str(root), "generated_now": made}))
-    return 0
+    return common.cached_lake(root, ".tmp-api-", lambda at: write_gold(at, sizes, seed))
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    # `python -m bench.api.generate DAYS ITEMS SITES ROWS DATA_DIR`: prints the manifest of the
+    # cached lake (with its folder as `root`).
+    sys.exit(common.print_cached_lake(sys.argv[1:], Sizes, cached))

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from bench.common import REPO_ROOT
+
 HOST = "127.0.0.1"
 
 

@@ -6,24 +6,20 @@ published numbers; then an inventory simulation of our forecasts over the hold-o
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
-import json
 import os
-import platform
 import random
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from bench.common import REPO_ROOT, add_output_options, machine, now, say, write_results
 from bench.forecast import carparts, inventory
 from services.forecaster.models import ALL_MODELS, forecast_candidate, forecast_panel
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 DATA_DIR = REPO_ROOT.parent / "shared" / "data" / "benchmarks"
 QUANTILES = (*carparts.SCORED_QUANTILES, 0.95)  # the service-level quantile rides along
 # AutoARIMA needs ~0.3 s per fit here (x4 fits per series with the backtest: ~1 CPU-hour on
@@ -64,9 +60,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=DATA_DIR / "published_benchmarks.csv",
         help="published_benchmarks.csv",
     )
-    parser.add_argument(
-        "--out", type=Path, default=Path("var/bench/forecast.json"), help="JSON results file"
-    )
+    add_output_options(parser, "forecast")
     parser.add_argument(
         "--jobs", type=int, default=os.cpu_count() or 1, help="processes (default: all cores)"
     )
@@ -107,24 +101,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.jobs < 1 or args.subset < 1 or args.origins < 0:
         parser.error("--jobs and --subset must be >= 1, --origins >= 0")
     return args
-
-
-def _version(package: str) -> str | None:
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
-def _machine() -> dict[str, Any]:
-    packages = ("statsforecast", "prophet", "numpy", "pandas", "scipy")
-    return {
-        "cpus": os.cpu_count(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "versions": {p: _version(p) for p in packages},
-        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
-    }
 
 
 def _timed(run: Callable[[], pd.DataFrame]) -> tuple[pd.DataFrame, float]:
@@ -181,16 +157,12 @@ def _selection_summary(
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-
-    def say(text: str) -> None:
-        print(text, flush=True)
-
     if not args.data.exists():
         say(f"forecast benchmark skipped: {args.data} not found (the shared data folder is not")
         say("checked out next to the repository; see bench/README.md)")
         return 0
-    started = datetime.now(UTC)
-    machine = _machine()
+    started = now()
+    system = machine(("statsforecast", "prophet", "numpy", "pandas", "scipy"))
     split = carparts.load(args.data)
     total_series = len(split.ids)
     rng = random.Random(args.seed)
@@ -202,8 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     say(
         f"forecast benchmark: car parts, {n:,} of {total_series:,} monthly series, "
         f"{split.months} months, last {carparts.HORIZON} held out, {split.empty_cells:,} empty "
-        f"cells masked; {args.jobs} processes; {machine['cpus']} CPUs, load "
-        f"{machine['load_average_at_start']}"
+        f"cells masked; {args.jobs} processes; {system['cpus']} CPUs, load "
+        f"{system['load_average_at_start']}"
     )
     common = {
         "horizon": carparts.HORIZON,
@@ -314,8 +286,8 @@ def main(argv: list[str] | None = None) -> int:
     ]
     results = {
         "benchmark": "forecast",
-        "started_at": started.isoformat(timespec="seconds"),
-        "machine": machine,
+        "started_at": started,
+        "machine": system,
         "parameters": {
             "data": str(args.data),
             "series": n,
@@ -341,7 +313,4 @@ def main(argv: list[str] | None = None) -> int:
 
     say("")
     say(render(results))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
-    say(f"\nresults: {args.out}")
-    return 1 if errors else 0
+    return write_results(args.out, results)

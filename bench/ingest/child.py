@@ -4,43 +4,10 @@
 and writes its result, wall and CPU seconds and peak RSS (`ru_maxrss`) to RESULT_JSON.
 """
 
-from __future__ import annotations
-
-import json
-import resource
 import sys
-from pathlib import Path
 
-from bench.ingest.paths import FUNCTIONS, Probe
-
-
-def vm_hwm_kib() -> int | None:
-    """This process image's own peak RSS (Linux), a cross-check of `ru_maxrss`."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
-def main(argv: list[str]) -> int:
-    function, source, workdir, result = argv
-    probe = Probe()
-    measured = FUNCTIONS[function](Path(source), Path(workdir), probe)
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    hwm_kib = vm_hwm_kib()
-    measured.update(
-        vm_hwm_mb=None if hwm_kib is None else hwm_kib / 1024,
-        seconds=probe.seconds,
-        cpu_seconds=probe.cpu_seconds,
-        peak_rss_mb=peak_kib / 1024,
-        baseline_rss_mb=probe.baseline_rss_kib / 1024,
-    )
-    Path(result).write_text(json.dumps(measured))
-    return 0
-
+from bench.child import child_main
+from bench.ingest.paths import FUNCTIONS
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(child_main(FUNCTIONS))

@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
-import json
-import os
-import platform
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.common import (
+    MB,
+    add_output_options,
+    fill_sizes,
+    load_average,
+    machine,
+    now,
+    run_module,
+    say,
+    write_results,
+)
 from bench.ingest import report
 from bench.ingest.dataset import GENERATOR_VERSION, SEED, cached_path
-from bench.ingest.runner import MB, PARSE_WRITE_KEY, REPO_ROOT, SPECS, measure_all
+from bench.ingest.runner import PARSE_WRITE_KEY, SPECS, measure_all
 
 QUICK = {"rows": 20_000, "workbook_rows": 2_000, "repeat": 1}
 DEFAULTS = {"rows": 1_000_000, "workbook_rows": 100_000, "repeat": 3}
@@ -40,14 +46,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rows", type=int, help="CSV rows (default 1,000,000)")
     parser.add_argument("--workbook-rows", type=int, help="workbook rows (default 100,000)")
     parser.add_argument("--repeat", type=int, help="runs per path; best and median (default 3)")
-    parser.add_argument(
-        "--out", type=Path, default=Path("var/bench/ingest.json"), help="JSON results file"
-    )
-    parser.add_argument(
-        "--data-dir",
-        type=Path,
-        default=REPO_ROOT / "var" / "bench",
-        help="where generated inputs are cached and scratch folders live (default var/bench)",
+    add_output_options(
+        parser,
+        "ingest",
+        "where generated inputs are cached and scratch folders live (default var/bench)",
     )
     parser.add_argument(
         "--paths",
@@ -60,32 +62,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "workbook rows, 1 run)",
     )
     args = parser.parse_args(argv)
-    sizes = QUICK if args.quick else DEFAULTS
-    for name, value in sizes.items():
-        if getattr(args, name) is None:
-            setattr(args, name, value)
+    fill_sizes(args, QUICK if args.quick else DEFAULTS)
     if args.rows < 4 or args.workbook_rows < 1 or args.repeat < 1:
         parser.error("--rows must be >= 4, --workbook-rows and --repeat >= 1")
     return args
-
-
-def _version(package: str) -> str | None:
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
-def _machine() -> dict[str, Any]:
-    return {
-        "cpus": os.cpu_count(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "versions": {
-            p: _version(p) for p in ("pyarrow", "pandas", "openpyxl", "python-calamine", "numpy")
-        },
-        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
-    }
 
 
 def _prepare_inputs(
@@ -107,16 +87,11 @@ def _prepare_inputs(
         if made:
             # In a child too: the parent stays small, since a child's ru_maxrss starts from
             # the RSS of the process that spawned it.
-            subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "bench.ingest.generate",
-                    kind,
-                    str(rows),
-                    str(args.data_dir),
-                ],
-                cwd=REPO_ROOT,
+            run_module(
+                "bench.ingest.generate",
+                kind,
+                rows,
+                args.data_dir,
                 check=True,
                 stdout=subprocess.DEVNULL,
             )
@@ -139,10 +114,6 @@ def _prepare_inputs(
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-
-    def say(text: str) -> None:
-        print(text, flush=True)
-
     specs = SPECS
     if args.paths:
         chosen = {p.strip() for p in args.paths.split(",") if p.strip()}
@@ -151,18 +122,18 @@ def main(argv: list[str] | None = None) -> int:
             say(f"unknown paths: {', '.join(sorted(unknown))}")
             return 2
         specs = tuple(s for s in SPECS if s.key in chosen)
-    started = datetime.now(UTC)
-    machine = _machine()
+    started = now()
+    system = machine(("pyarrow", "pandas", "openpyxl", "python-calamine", "numpy"))
     say(
         f"ingest benchmark: {args.rows:,} CSV rows, {args.workbook_rows:,} workbook rows, "
-        f"best of {args.repeat}; {machine['cpus']} CPUs, load {machine['load_average_at_start']}"
+        f"best of {args.repeat}; {system['cpus']} CPUs, load {system['load_average_at_start']}"
     )
     say("inputs:")
     inputs, described = _prepare_inputs(args, {s.input for s in specs}, say)
     say("runs (each in a fresh process):")
     paths, errors = measure_all(specs, inputs, args.repeat, args.data_dir / "work", say)
     ratios = report.evaluate(paths)
-    machine["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    system["load_average_at_end"] = load_average()
 
     say("")
     say(report.table([k for k in TABLE_ORDER if k in paths or k in {s.key for s in specs}], paths))
@@ -180,8 +151,8 @@ def main(argv: list[str] | None = None) -> int:
 
     results = {
         "benchmark": "ingest",
-        "started_at": started.isoformat(timespec="seconds"),
-        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "started_at": started,
+        "finished_at": now(),
         "parameters": {
             "rows": args.rows,
             "workbook_rows": args.workbook_rows,
@@ -190,17 +161,13 @@ def main(argv: list[str] | None = None) -> int:
             "seed": SEED,
             "generator_version": GENERATOR_VERSION,
         },
-        "machine": machine,
+        "machine": system,
         "inputs": described,
         "paths": paths,
         "ratios": ratios,
         "errors": errors,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
-    say(f"\nresults: {args.out}")
-    # A missed target is a finding, not a failure; a path that broke is.
-    return 1 if errors else 0
+    return write_results(args.out, results)
 
 
 if __name__ == "__main__":

@@ -15,35 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.child import Probe
 from bench.ingest.dataset import CODE_COLUMNS, DATE_COLUMNS, SHEET_NAME
-
-
-class Probe:
-    """Wall and CPU time of the measured section; baseline peak RSS just before it."""
-
-    def __init__(self) -> None:
-        self.seconds = 0.0
-        self.cpu_seconds = 0.0
-        self.baseline_rss_kib = 0
-        self._wall = 0.0
-        self._cpu = 0.0
-
-    @staticmethod
-    def _cpu_now() -> float:
-        times = os.times()
-        return times.user + times.system
-
-    def start(self) -> None:
-        import resource
-
-        self.baseline_rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        self._cpu = self._cpu_now()
-        self._wall = time.perf_counter()
-
-    def stop(self) -> None:
-        self.seconds = time.perf_counter() - self._wall
-        self.cpu_seconds = self._cpu_now() - self._cpu
-
 
 # --- ours: IngestService.process() ------------------------------------------------------------
 

@@ -8,30 +8,17 @@ would put a floor under every child's peak. The children also report `VmHWM` as 
 
 from __future__ import annotations
 
-import json
-import shutil
-import statistics
 import subprocess
-import sys
-import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-MB = 1024 * 1024
+from bench.common import MB, ChildFailed, PathSpec, best_run, run_child
+
 CHILD_TIMEOUT_SECONDS = 900
 
 
-@dataclass(frozen=True)
-class PathSpec:
-    key: str
-    label: str
-    function: str  # in paths.FUNCTIONS
-    input: str  # "csv", "csv_quarter" or "xlsx"
-
-
+# Inputs: "csv", "csv_quarter" or "xlsx".
 SPECS: tuple[PathSpec, ...] = (
     PathSpec("ours_csv", "ours CSV: process()", "ours", "csv"),
     PathSpec("pyarrow_csv", "pyarrow read_csv + write_table", "pyarrow_csv", "csv"),
@@ -46,58 +33,19 @@ PARSE_WRITE_KEY = "ours_csv_parse_write"
 PARSE_WRITE_LABEL = "ours CSV: parse+write only"
 
 
-class ChildFailed(RuntimeError):
-    pass
-
-
-def run_child(function: str, source: Path, work_root: Path) -> dict[str, Any]:
-    """One measurement in a fresh interpreter; its scratch folder is removed afterwards."""
-    work_root.mkdir(parents=True, exist_ok=True)
-    workdir = Path(tempfile.mkdtemp(dir=work_root, prefix=f"{function}-"))
-    result = workdir / "result.json"
-    try:
-        completed = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "bench.ingest.child",
-                function,
-                str(source),
-                str(workdir),
-                str(result),
-            ],
-            cwd=REPO_ROOT,
-            stdout=subprocess.DEVNULL,  # the service logs to stdout; not what is measured
-            stderr=subprocess.PIPE,
-            text=True,
-            timeout=CHILD_TIMEOUT_SECONDS,
-            check=False,
-        )
-        if completed.returncode != 0 or not result.exists():
-            tail = "\n".join(completed.stderr.strip().splitlines()[-15:])
-            raise ChildFailed(f"{function} on {source.name} exited {completed.returncode}:\n{tail}")
-        return dict(json.loads(result.read_text()))
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-
-
 def aggregate(spec_key: str, label: str, runs: list[dict[str, Any]], size: int) -> dict[str, Any]:
-    seconds = [r["seconds"] for r in runs]
-    best = min(range(len(runs)), key=lambda i: seconds[i])
-    chosen = runs[best]
+    chosen, timing = best_run(runs)
     rows = chosen["rows"]
     mb = size / MB
+    best = chosen["seconds"]
     summary: dict[str, Any] = {
         "key": spec_key,
         "label": label,
         "rows": rows,
         "input_bytes": size,
         "input_mb": round(mb, 2),
-        "seconds_best": round(seconds[best], 4),
-        "seconds_median": round(statistics.median(seconds), 4),
-        "seconds_all": [round(s, 4) for s in seconds],
-        "rows_per_s": round(rows / seconds[best], 1) if seconds[best] > 0 else 0.0,
-        "mb_per_s": round(mb / seconds[best], 2) if seconds[best] > 0 else 0.0,
+        **timing,
+        "mb_per_s": round(mb / best, 2) if best > 0 else 0.0,
         "peak_rss_mb": round(max(r["peak_rss_mb"] for r in runs), 1),
         "vm_hwm_mb": max(
             (round(r["vm_hwm_mb"], 1) for r in runs if r.get("vm_hwm_mb")), default=None
@@ -141,7 +89,15 @@ def measure_all(
             if spec.key in errors:
                 continue
             try:
-                run = run_child(spec.function, inputs[spec.input], work_root)
+                source = inputs[spec.input]
+                run = run_child(
+                    "bench.ingest.child",
+                    spec.function,
+                    source,
+                    work_root,
+                    CHILD_TIMEOUT_SECONDS,
+                    f"{spec.function} on {source.name}",
+                )
             except (ChildFailed, subprocess.TimeoutExpired) as exc:
                 errors[spec.key] = str(exc)
                 progress(f"  {spec.key:<18} run {attempt}/{repeat}: FAILED\n{exc}")

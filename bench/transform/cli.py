@@ -5,20 +5,25 @@ report."""
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
-import json
-import os
-import platform
-import subprocess
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.common import (
+    MB,
+    add_output_options,
+    fill_sizes,
+    generated_lake,
+    load_average,
+    machine,
+    now,
+    say,
+    write_results,
+)
 from bench.transform import report
 from bench.transform.dataset import GENERATOR_VERSION, SEED, Sizes
-from bench.transform.runner import DUCKDB, FULL, INCREMENTAL, MB, REPO_ROOT, measure_all
+from bench.transform.runner import DUCKDB, FULL, INCREMENTAL, measure_all
 
 DEFAULTS = {"days": 1095, "items": 2000, "sites": 250, "lines": 5_000_000}
 QUICK = {"days": 60, "items": 50, "sites": 20, "lines": 6_000}
@@ -42,14 +47,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="runs of every path; best and median are reported (default: 1 for the full "
         "rebuild and DuckDB, 3 for the incremental build)",
     )
-    parser.add_argument(
-        "--out", type=Path, default=Path("var/bench/transform.json"), help="JSON results file"
-    )
-    parser.add_argument(
-        "--data-dir",
-        type=Path,
-        default=REPO_ROOT / "var" / "bench",
-        help="where the generated lake is cached and scratch folders live (default var/bench)",
+    add_output_options(
+        parser,
+        "transform",
+        "where the generated lake is cached and scratch folders live (default var/bench)",
     )
     parser.add_argument(
         "--quick",
@@ -58,10 +59,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         f"{QUICK['items']} items, {QUICK['sites']} sites, one run each)",
     )
     args = parser.parse_args(argv)
-    sizes = QUICK if args.quick else DEFAULTS
-    for name, value in sizes.items():
-        if getattr(args, name) is None:
-            setattr(args, name, value)
+    fill_sizes(args, QUICK if args.quick else DEFAULTS)
     if min(args.days, args.items, args.sites) < 1 or args.lines < args.days:
         parser.error("--days, --items and --sites must be >= 1 and --lines >= --days")
     if args.repeat is not None and args.repeat < 1:
@@ -71,43 +69,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _version(package: str) -> str | None:
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
-def _machine() -> dict[str, Any]:
-    return {
-        "cpus": os.cpu_count(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "versions": {p: _version(p) for p in ("duckdb", "deltalake", "pyarrow", "numpy")},
-        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
-    }
-
-
-def _prepare_lake(args: argparse.Namespace, say: Any) -> dict[str, Any]:
+def _prepare_lake(args: argparse.Namespace) -> dict[str, Any]:
     """The generated bronze history, in a child (the parent stays small)."""
     began = time.perf_counter()
-    completed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench.transform.generate",
-            str(args.days),
-            str(args.items),
-            str(args.sites),
-            str(args.lines),
-            str(args.data_dir),
-        ],
-        cwd=REPO_ROOT,
-        check=True,
-        capture_output=True,
-        text=True,
+    manifest = generated_lake(
+        "generating bronze",
+        "bench.transform.generate",
+        args.days,
+        args.items,
+        args.sites,
+        args.lines,
+        args.data_dir,
     )
-    manifest = dict(json.loads(completed.stdout.strip().splitlines()[-1]))
     seconds = time.perf_counter() - began
     how = (
         f"generated in {manifest['generated_seconds']:.1f} s"
@@ -126,21 +99,17 @@ def _prepare_lake(args: argparse.Namespace, say: Any) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-
-    def say(text: str) -> None:
-        print(text, flush=True)
-
     sizes = Sizes(args.days, args.items, args.sites, args.lines)
-    started = datetime.now(UTC)
-    machine = _machine()
+    started = now()
+    system = machine(("duckdb", "deltalake", "pyarrow", "numpy"))
     say(
         f"transform benchmark: {sizes.lines:,} lines over {sizes.days:,} days, {sizes.items:,} "
         f"items, {sizes.sites:,} sites; runs: full {args.repeats[FULL.key]}, DuckDB "
         f"{args.repeats[DUCKDB.key]}, incremental {args.repeats[INCREMENTAL.key]}; "
-        f"{machine['cpus']} CPUs, load {machine['load_average_at_start']}"
+        f"{system['cpus']} CPUs, load {system['load_average_at_start']}"
     )
     say("bronze history:")
-    manifest = _prepare_lake(args, say)
+    manifest = _prepare_lake(args)
     say(
         f"incremental export: {sizes.new_day} ({sizes.new_day:%A}), {sizes.new_day_lines:,} "
         "lines, applied to a copy of the first full rebuild's lake"
@@ -150,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         args.repeats, Path(manifest["root"]), args.data_dir / "transform-work", say
     )
     ratios = report.evaluate(paths)
-    machine["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    system["load_average_at_end"] = load_average()
 
     say("")
     say(report.table(paths))
@@ -178,8 +147,8 @@ def main(argv: list[str] | None = None) -> int:
 
     results = {
         "benchmark": "transform",
-        "started_at": started.isoformat(timespec="seconds"),
-        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "started_at": started,
+        "finished_at": now(),
         "parameters": {
             **sizes.as_dict(),
             "repeats": args.repeats,
@@ -189,17 +158,13 @@ def main(argv: list[str] | None = None) -> int:
             "new_day": sizes.new_day.isoformat(),
             "new_day_lines": sizes.new_day_lines,
         },
-        "machine": machine,
+        "machine": system,
         "inputs": {"bronze": manifest},
         "paths": paths,
         "ratios": ratios,
         "errors": errors,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
-    say(f"\nresults: {args.out}")
-    # A missed target is a finding, not a failure; a path that broke is.
-    return 1 if errors else 0
+    return write_results(args.out, results)
 
 
 if __name__ == "__main__":

@@ -18,10 +18,7 @@ interrupted run never leaves a lake that a later run would trust.
 from __future__ import annotations
 
 import hashlib
-import json
-import shutil
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -32,6 +29,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from bench import common
 from bench.ingest.generate import FAMILIES, STATES, SUPPLIER_FORMS, SUPPLIER_KINDS, SUPPLIER_NAMES
 from bench.transform.dataset import (
     DATASET,
@@ -43,7 +41,6 @@ from bench.transform.dataset import (
     export_name,
 )
 
-MANIFEST = "manifest.json"
 EPOCH = date(1970, 1, 1)
 FIRST_REQUEST_NUMBER = 1_000_000
 MEAN_LINES_PER_REQUEST = 2.6
@@ -335,30 +332,10 @@ def cached(data_dir: Path, sizes: Sizes, seed: int = SEED) -> tuple[Path, dict[s
     """The generated lake for these sizes (generated unless cached): folder, manifest, and
     whether it was generated now."""
     root = cached_lake(data_dir, sizes, seed)
-    manifest_path = root / MANIFEST
-    if manifest_path.exists():
-        return root, json.loads(manifest_path.read_text()), False
-    data_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=data_dir, prefix=".tmp-transform-"))
-    try:
-        manifest = write_history(staging, sizes, seed)
-        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-        shutil.rmtree(root, ignore_errors=True)  # a lake without a manifest is incomplete
-        staging.rename(root)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return root, manifest, True
-
-
-def main(argv: list[str]) -> int:
-    """`python -m bench.transform.generate DAYS ITEMS SITES LINES DATA_DIR`: prints the
-    manifest of the cached lake (with its folder as `root`)."""
-    days, items, sites, lines, data_dir = argv
-    sizes = Sizes(int(days), int(items), int(sites), int(lines))
-    root, manifest, made = cached(Path(data_dir), sizes)
-    print(json.dumps({**manifest, "root": str(root), "generated_now": made}))
-    return 0
+    return common.cached_lake(root, ".tmp-transform-", lambda at: write_history(at, sizes, seed))
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    # `python -m bench.transform.generate DAYS ITEMS SITES LINES DATA_DIR`: prints the manifest
+    # of the cached lake (with its folder as `root`).
+    sys.exit(common.print_cached_lake(sys.argv[1:], Sizes, cached))

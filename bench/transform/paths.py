@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.ingest.paths import Probe
+from bench.child import Probe
 from bench.transform.dataset import DATASET
 
 
@@ -169,22 +169,27 @@ def _preload() -> None:
     from services.transformer import builds  # noqa: F401
 
 
+def _builder(root: Path) -> tuple[Any, Profiler]:
+    """A `Builder` on the lake at `root`, instrumented, with what it imports loaded."""
+    from services.transformer.builds import Builder
+    from shared.settings import StorageSettings
+    from shared.storage import Lake
+
+    _preload()
+    lake = Lake.from_settings(StorageSettings(local_root=root))
+    profiler = Profiler()
+    instrument_builder(profiler)
+    return Builder(lake), profiler
+
+
 # --- ours: Builder.rebuild_all() -------------------------------------------------------------
 
 
 def full(source: Path, workdir: Path, probe: Probe) -> dict[str, Any]:
     """`Builder(lake).rebuild_all()` on a private copy of the generated bronze."""
-    from services.transformer.builds import Builder
-    from shared.settings import StorageSettings
-    from shared.storage import Lake
-
     root = workdir / "lake"
     placed = copy_lake(source, root)
-    _preload()
-    lake = Lake.from_settings(StorageSettings(local_root=root))
-    profiler = Profiler()
-    instrument_builder(profiler)
-    builder = Builder(lake)
+    builder, profiler = _builder(root)
     probe.start()
     result = builder.rebuild_all()
     probe.stop()
@@ -207,12 +212,10 @@ def full(source: Path, workdir: Path, probe: Probe) -> dict[str, Any]:
 def incremental(source: Path, workdir: Path, probe: Probe) -> dict[str, Any]:
     """After a full rebuild (`source` is the lake it left), one new daily export lands in
     bronze and `apply_bronze_event` is timed from call to return, gold commits included."""
-    from bench.transform.generate import MANIFEST, write_new_day
+    from bench.common import MANIFEST
+    from bench.transform.generate import write_new_day
     from services.ingestor.service import EVENT_ID_NAMESPACE, PRODUCER
-    from services.transformer.builds import Builder
     from shared.events import BronzeIngested, new_correlation_id
-    from shared.settings import StorageSettings
-    from shared.storage import Lake
 
     root = workdir / "lake"
     placed = copy_lake(source, root)
@@ -223,11 +226,7 @@ def incremental(source: Path, workdir: Path, probe: Probe) -> dict[str, Any]:
         correlation_id=new_correlation_id(),
         **export.event_fields(),
     )
-    _preload()
-    lake = Lake.from_settings(StorageSettings(local_root=root))
-    profiler = Profiler()
-    instrument_builder(profiler)
-    builder = Builder(lake)
+    builder, profiler = _builder(root)
     probe.start()
     result = builder.apply_bronze_event(event)
     probe.stop()

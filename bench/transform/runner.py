@@ -9,92 +9,33 @@ gets its own copy), so that all of them apply the same new export to the same re
 
 from __future__ import annotations
 
-import json
 import shutil
-import statistics
 import subprocess
-import sys
-import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-MB = 1024 * 1024
+from bench.common import ChildFailed, PathSpec, best_run, run_child
+
 CHILD_TIMEOUT_SECONDS = 1800
 
 
-@dataclass(frozen=True)
-class PathSpec:
-    key: str
-    label: str
-    function: str  # in paths.FUNCTIONS
-    source: str  # "bronze": the generated lake; "rebuilt": the lake a full rebuild left
-
-
+# Inputs: "bronze", the generated lake; "rebuilt", the lake a full rebuild left.
 FULL = PathSpec("full", "ours: rebuild_all()", "full", "bronze")
 INCREMENTAL = PathSpec("incremental", "ours: apply_bronze_event(1 day)", "incremental", "rebuilt")
 DUCKDB = PathSpec("duckdb_direct", "DuckDB direct on bronze, same SQL", "duckdb_direct", "bronze")
 SPECS: tuple[PathSpec, ...] = (FULL, INCREMENTAL, DUCKDB)
 
 
-class ChildFailed(RuntimeError):
-    pass
-
-
-def run_child(
-    function: str, source: Path, work_root: Path, keep_lake_at: Path | None = None
-) -> dict[str, Any]:
-    """One measurement in a fresh interpreter; its scratch folder is removed afterwards, except
-    for its lake when `keep_lake_at` is given."""
-    work_root.mkdir(parents=True, exist_ok=True)
-    workdir = Path(tempfile.mkdtemp(dir=work_root, prefix=f"{function}-"))
-    result = workdir / "result.json"
-    try:
-        completed = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "bench.transform.child",
-                function,
-                str(source),
-                str(workdir),
-                str(result),
-            ],
-            cwd=REPO_ROOT,
-            stdout=subprocess.DEVNULL,  # the services log to stdout; not what is measured
-            stderr=subprocess.PIPE,
-            text=True,
-            timeout=CHILD_TIMEOUT_SECONDS,
-            check=False,
-        )
-        if completed.returncode != 0 or not result.exists():
-            tail = "\n".join(completed.stderr.strip().splitlines()[-15:])
-            raise ChildFailed(f"{function} exited {completed.returncode}:\n{tail}")
-        if keep_lake_at is not None:
-            shutil.rmtree(keep_lake_at, ignore_errors=True)
-            (workdir / "lake").rename(keep_lake_at)
-        return dict(json.loads(result.read_text()))
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-
-
 def aggregate(spec: PathSpec, runs: list[dict[str, Any]]) -> dict[str, Any]:
-    seconds = [r["seconds"] for r in runs]
-    best = min(range(len(runs)), key=lambda i: seconds[i])
-    chosen = runs[best]
-    rows = chosen["rows"]
+    chosen, timing = best_run(runs)
     summary: dict[str, Any] = {
         "key": spec.key,
         "label": spec.label,
         "runs": len(runs),
-        "rows": rows,
+        "rows": chosen["rows"],
         "fact_demand_rows": chosen.get("fact_demand_rows"),
-        "seconds_best": round(seconds[best], 4),
-        "seconds_median": round(statistics.median(seconds), 4),
-        "seconds_all": [round(s, 4) for s in seconds],
-        "rows_per_s": round(rows / seconds[best], 1) if seconds[best] > 0 else 0.0,
+        **timing,
         "cpu_seconds": round(chosen["cpu_seconds"], 3),
         "peak_rss_mb": round(max(r["peak_rss_mb"] for r in runs), 1),
         "baseline_rss_mb": round(chosen["baseline_rss_mb"], 1),
@@ -132,7 +73,15 @@ def measure_all(
 
     def one(spec: PathSpec, attempt: int, source: Path, keep: Path | None = None) -> None:
         try:
-            run = run_child(spec.function, source, work_root, keep)
+            run = run_child(
+                "bench.transform.child",
+                spec.function,
+                source,
+                work_root,
+                CHILD_TIMEOUT_SECONDS,
+                spec.function,
+                keep,
+            )
         except (ChildFailed, subprocess.TimeoutExpired) as exc:
             errors[spec.key] = str(exc)
             progress(f"  {spec.key:<14} run {attempt}/{repeats[spec.key]}: FAILED\n{exc}")

@@ -1,38 +1,13 @@
 """Smoke test of the API benchmark: `python -m bench.api --quick` runs end to end."""
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 ENDPOINTS = ("items", "demand", "forecasts", "alerts")
 
 
 @pytest.mark.slow
-def test_quick_run_loads_every_endpoint_and_the_ceiling_without_errors(tmp_path):
-    out = tmp_path / "api.json"
-    completed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench.api",
-            "--quick",
-            "--data-dir",
-            str(tmp_path / "data"),
-            "--out",
-            str(out),
-        ],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
-    results = json.loads(out.read_text())
+def test_quick_run_loads_every_endpoint_and_the_ceiling_without_errors(quick_run):
+    completed, results = quick_run("api")
     assert results["errors"] == {}
     assert results["request_errors"] == 0, completed.stdout[-3000:]
 

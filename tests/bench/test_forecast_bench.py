@@ -1,8 +1,6 @@
 """Smoke test of the forecast benchmark: `python -m bench.forecast --quick` runs end to end."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -11,27 +9,17 @@ from services.forecaster.models import ALL_MODELS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CARPARTS = REPO_ROOT.parent / "shared" / "data" / "benchmarks" / "carparts_long.csv"
-
-
-def run_bench(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "bench.forecast", *args],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        # CPU-bound on both cores: about a minute on an idle 2-core machine, twice that or more
-        # when other processes compete for the cores (nothing here measures its speed).
-        timeout=600,
-        check=False,
-    )
+# CPU-bound on both cores: about a minute on an idle 2-core machine, twice that or more when
+# other processes compete for the cores (nothing here measures its speed).
+TIMEOUT = 600
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 @pytest.mark.skipif(not CARPARTS.exists(), reason=f"{CARPARTS} not found (shared data absent)")
-def test_quick_run_scores_ours_every_candidate_and_zero(tmp_path):
+def test_quick_run_scores_ours_every_candidate_and_zero(run_bench, tmp_path):
     out = tmp_path / "forecast.json"
-    completed = run_bench("--quick", "--jobs", "2", "--out", str(out))
+    completed = run_bench("forecast", "--quick", "--jobs", "2", "--out", str(out), timeout=TIMEOUT)
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
     results = json.loads(out.read_text())
 
@@ -74,9 +62,9 @@ def test_quick_run_scores_ours_every_candidate_and_zero(tmp_path):
     assert "inventory simulation over the held-out year" in completed.stdout
 
 
-def test_missing_data_file_skips_with_a_clear_message(tmp_path):
+def test_missing_data_file_skips_with_a_clear_message(run_bench, tmp_path):
     out = tmp_path / "forecast.json"
-    completed = run_bench("--data", str(tmp_path / "absent.csv"), "--out", str(out))
+    completed = run_bench("forecast", "--data", str(tmp_path / "absent.csv"), "--out", str(out))
     assert completed.returncode == 0
     assert "forecast benchmark skipped" in completed.stdout
     assert "absent.csv not found" in completed.stdout

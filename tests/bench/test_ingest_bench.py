@@ -1,13 +1,7 @@
 """Smoke test of the ingest benchmark: `python -m bench.ingest --quick` runs end to end."""
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 PATHS = {
     "ours_csv",
     "ours_csv_parse_write",
@@ -21,27 +15,8 @@ PATHS = {
 
 
 @pytest.mark.slow
-def test_quick_run_measures_every_path_and_ours_writes_every_row(tmp_path):
-    out = tmp_path / "ingest.json"
-    completed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench.ingest",
-            "--quick",
-            "--data-dir",
-            str(tmp_path / "data"),
-            "--out",
-            str(out),
-        ],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
-    results = json.loads(out.read_text())
+def test_quick_run_measures_every_path_and_ours_writes_every_row(quick_run):
+    completed, results = quick_run("ingest")
 
     assert results["errors"] == {}
     assert set(results["paths"]) == PATHS

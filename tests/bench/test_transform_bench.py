@@ -1,38 +1,13 @@
 """Smoke test of the transform benchmark: `python -m bench.transform --quick` runs end to end."""
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 PATHS = {"full", "incremental", "duckdb_direct"}
 
 
 @pytest.mark.slow
-def test_quick_run_measures_every_path_and_the_incremental_build_commits_fact_demand(tmp_path):
-    out = tmp_path / "transform.json"
-    completed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench.transform",
-            "--quick",
-            "--data-dir",
-            str(tmp_path / "data"),
-            "--out",
-            str(out),
-        ],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
-    results = json.loads(out.read_text())
+def test_quick_run_measures_every_path_and_the_incremental_build_commits_fact_demand(quick_run):
+    completed, results = quick_run("transform")
 
     assert results["errors"] == {}
     assert set(results["paths"]) == PATHS
