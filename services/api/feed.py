@@ -18,7 +18,7 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
-from shared.broker import connect
+from shared.broker import NatsAuthenticationError, connect
 from shared.events import SUBJECT_ROOT, ForecastPublished, GoldUpdated
 from shared.logging import get_logger
 from shared.settings import NatsSettings
@@ -55,6 +55,12 @@ class EventFeed:
         self._recent: deque[dict[str, Any]] = deque(maxlen=keep)
         self._client: NatsClient | None = None
         self._task: asyncio.Task[None] | None = None
+        self._error: str | None = None
+
+    @property
+    def error(self) -> str | None:
+        """Why the feed stopped following events (gold is then found by periodic checks)."""
+        return self._error
 
     @property
     def connected(self) -> bool:
@@ -76,6 +82,15 @@ class EventFeed:
             await self._client.close()
 
     async def _run(self) -> None:
+        try:
+            await self._follow()
+        except NatsAuthenticationError as error:  # logged by connect; retrying cannot help
+            self._error = str(error)
+        except Exception as error:
+            self._error = f"{type(error).__name__}: {error}"
+            log.error("event_feed_failed", error=self._error)
+
+    async def _follow(self) -> None:
         self._client = await connect(self._settings, "nova-api")  # retries until the broker is up
         for subject in (GoldUpdated.subject_template, ForecastPublished.subject_template):
             await self._client.subscribe(subject, cb=self._on_version)

@@ -267,6 +267,9 @@ class QuarantinedFile(BaseModel):
 
 class Ingestions(BaseModel):
     events_connected: bool = Field(description="Whether the API follows the event stream now.")
+    events_error: str | None = Field(
+        None, description="Why the API stopped following events (e.g. NATS refused its login)."
+    )
     recent: list[Ingestion] = Field(description="Newest first.")
     quarantine_count: int | None = Field(description="None when the folder is not reachable.")
     quarantine: list[QuarantinedFile]
@@ -288,6 +291,9 @@ class Status(BaseModel):
     versions: dict[str, int]
     checked_at: datetime | None = Field(description="Last time the API looked for new versions.")
     storage_error: str | None = Field(description="Why the last look failed, if it did.")
+    events_error: str | None = Field(
+        None, description="Why the API stopped following events (e.g. NATS refused its login)."
+    )
 
 
 class Health(BaseModel):

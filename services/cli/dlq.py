@@ -16,7 +16,7 @@ from nats.js import JetStreamContext
 from nats.js.api import RawStreamMsg
 from nats.js.errors import NotFoundError
 
-from shared.broker import connect_once
+from shared.broker import NatsAuthenticationError, connect_once
 from shared.events import (
     DLQ_ALL_SUBJECTS,
     DLQ_HEADER_DELIVERIES,
@@ -131,11 +131,15 @@ def _headers(raw: RawStreamMsg) -> dict[str, str]:
 
 
 def run_against_nats(settings: NovaSettings, work: Coroutine[Any, Any, T]) -> T:
-    """Run one NATS conversation; an unreachable server is one readable line and exit code 1."""
+    """Run one NATS conversation; an unreachable server or a refused login is one readable
+    line and exit code 1."""
     try:
         return asyncio.run(work)
     except NoServersError:
         typer.echo(f"cannot reach NATS at {settings.nats.url} (is `nova up` running?)", err=True)
+        raise typer.Exit(1) from None
+    except NatsAuthenticationError as error:
+        typer.echo(str(error), err=True)
         raise typer.Exit(1) from None
 
 

@@ -18,7 +18,7 @@ from shared.events import BronzeIngested, GoldUpdated, IngestRejected, TableVers
 from shared.settings import ApiSettings, NatsSettings, StorageSettings
 from shared.storage import Lake
 from tests.api.test_gold_switch import commit_build
-from tests.conftest import free_port, wait_for_port
+from tests.conftest import free_port, nats_server, wait_for_port
 
 
 def publish(url: str, *events) -> None:
@@ -133,3 +133,28 @@ def test_a_broker_that_starts_late_is_followed(tmp_path):
         finally:
             server.terminate()
             server.wait(10)
+
+
+def test_a_refused_nats_login_is_reported_and_gold_still_served(tmp_path):
+    """NATS refusing the API's credentials cannot be fixed by retrying: the feed stops, says
+    why in /status and /ingestions, and gold stays readable through the periodic check."""
+    lake = Lake.from_settings(StorageSettings(local_root=tmp_path / "lake"))
+    commit_build(lake, 1)
+    with nats_server(free_port(), "--user", "nova", "--pass", "right-password") as url:
+
+        def feed(poke: Callable[[], None]) -> EventFeed:
+            settings = NatsSettings(url=url, user="nova", password="wrong-password")
+            return EventFeed(settings, poke, keep=3)
+
+        app = create_app(ApiSettings(version_check_seconds=0.05), lake, feed_factory=feed)
+        with TestClient(app) as client:
+            wait_until(lambda: client.get("/api/v1/status").json()["events_error"] is not None)
+            status = client.get("/api/v1/status").json()
+            assert "authentication failed" in status["events_error"]
+            assert "wrong-password" not in status["events_error"]
+            ingestions = client.get("/api/v1/ingestions").json()
+            assert ingestions["events_connected"] is False
+            assert ingestions["events_error"] == status["events_error"]
+            wait_until(lambda: client.get("/ready").status_code == 200)  # events are optional
+            commit_build(lake, 2)
+            wait_until(lambda: client.get("/api/v1/items/000001").json()["request_lines"] == 2)

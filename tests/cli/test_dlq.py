@@ -26,7 +26,7 @@ from shared.broker import connect, ensure_stream
 from shared.events import BronzeIngested, new_correlation_id
 from shared.settings import NovaSettings
 from shared.storage import Lake
-from tests.conftest import free_port
+from tests.conftest import free_port, nats_server
 
 runner = CliRunner()
 HEADER = ("DEPÓSITO", "PRODUTO/SERVIÇO", "MATERIAL", "FAMÍLIA", "QUANTIDADE", "DATA SOLICITADO")
@@ -321,3 +321,16 @@ def test_an_unreachable_nats_is_one_readable_line(monkeypatch, tmp_path):
     result = runner.invoke(app, ["dlq", "list"])
     assert result.exit_code == 1
     assert "cannot reach NATS at nats://127.0.0.1:" in result.output
+
+
+def test_a_refused_nats_login_is_one_readable_line(monkeypatch, tmp_path):
+    with nats_server(free_port(), "--user", "nova", "--pass", "right-password") as url:
+        monkeypatch.setenv("NOVA_VAR_DIR", str(tmp_path / "var"))
+        monkeypatch.setenv("NOVA_NATS__URL", url)
+        monkeypatch.setenv("NOVA_NATS__USER", "nova")
+        monkeypatch.setenv("NOVA_NATS__PASSWORD", "wrong-password")
+        result = runner.invoke(app, ["dlq", "list"])
+    assert result.exit_code == 1
+    assert "NATS authentication failed" in result.output
+    assert "wrong-password" not in result.output
+    assert "Traceback" not in result.output

@@ -197,6 +197,7 @@ def router(answers: Answers, feed: EventFeed | None, quarantine_dir: Path | None
         count, files = quarantined()
         return models.Ingestions(
             events_connected=feed is not None and feed.connected,
+            events_error=feed.error if feed else None,
             recent=[models.Ingestion(**r) for r in (feed.recent(limit) if feed else [])],
             quarantine_count=count,
             quarantine=files[:limit],
@@ -226,6 +227,7 @@ def router(answers: Answers, feed: EventFeed | None, quarantine_dir: Path | None
             versions=dict(view.pin.versions),
             checked_at=state.last_checked,
             storage_error=state.storage_problem,
+            events_error=feed.error if feed else None,
         )
 
     return api
