@@ -471,9 +471,11 @@
       stats.push(stat("Quarantine", q === null ? "n/a" : num(q, 0),
         q === null ? "folder not visible from the API host" : q ? "files rejected, see below" : "no rejected files",
         q ? "warn" : ""));
-      stats.push(stat("Event stream", g.events_connected ? "connected" : "not connected",
-        g.events_connected ? "new files and gold versions show up live" : "versions are checked periodically",
-        g.events_connected ? "" : "muted-stat"));
+      stats.push(g.events_error
+        ? stat("Event stream", "stopped", g.events_error, "bad")
+        : stat("Event stream", g.events_connected ? "connected" : "not connected",
+          g.events_connected ? "new files and gold versions show up live" : "versions are checked periodically",
+          g.events_connected ? "" : "muted-stat"));
     }
     fill($("status-stats"), stats);
 
