@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import signal
 import socket
 import subprocess
 import time
@@ -68,3 +70,46 @@ def nats_server(port: int, *arguments: str, env: dict[str, str] | None = None) -
     finally:
         process.terminate()
         process.wait(10)
+
+
+def stop_process(
+    process: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 30.0
+) -> bool:
+    """Send `sig` to a running `process` and wait for it to exit, SIGKILL after `timeout`;
+    returns whether it had to be killed."""
+    if process.poll() is not None:
+        return False
+    process.send_signal(sig)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(10)
+        return True
+    return False
+
+
+def json_log_lines(path: Path) -> list[dict]:
+    """The JSON lines of a service's log file; none when it does not exist yet. Lines that do
+    not parse (cut by a SIGKILL, being written now, a library's own output) are left out."""
+    if not path.exists():
+        return []
+    lines = []
+    for line in path.read_text(errors="replace").splitlines():
+        if line.startswith("{"):
+            try:
+                lines.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return lines
+
+
+@pytest.fixture
+def s3() -> Iterator[object]:
+    """moto's S3 server, started for the test (tests/e2e/s3.py)."""
+    from tests.e2e.s3 import MotoS3
+
+    server = MotoS3()
+    server.start()
+    yield server
+    server.stop()

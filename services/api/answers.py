@@ -10,6 +10,7 @@ import io
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Annotated, Any, TypeVar
 
 import pyarrow as pa
@@ -185,6 +186,13 @@ class Answers:
     def limit(self) -> Any:
         """The page-size parameter, bounded by the configured maximum."""
         return Annotated[int, Query(ge=1, le=self.settings.max_page_size, description="Page size.")]
+
+    def check_range(self, date_from: date | None, date_to: date | None) -> None:
+        """`from`..`to` in order and within the configured maximum, else a 422 problem."""
+        try:
+            queries.check_range(date_from, date_to, self.settings.max_date_range_days)
+        except queries.BadQuery as error:
+            raise ApiProblem(422, "Invalid parameters", str(error)) from error
 
     def table(self, view: GoldView, name: str, as_of: int | None = None) -> IndexedTable | None:
         if as_of is not None:

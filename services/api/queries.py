@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 import numpy as np
@@ -74,22 +74,6 @@ def records(table: pa.Table) -> list[dict[str, Any]]:
     return [
         dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)
     ]
-
-
-def period_start(day: date, grain: str) -> date:
-    if grain == "week":
-        return day - timedelta(days=day.weekday())
-    if grain == "month":
-        return day.replace(day=1)
-    return day
-
-
-def next_period(day: date, grain: str) -> date:
-    if grain == "week":
-        return day + timedelta(days=7)
-    if grain == "month":
-        return (day.replace(day=28) + timedelta(days=4)).replace(day=1)
-    return day + timedelta(days=1)
 
 
 def check_range(date_from: date | None, date_to: date | None, max_days: int) -> None:

@@ -11,7 +11,6 @@ backend stays in this process, and `start()` on the same port serves the same ob
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import shutil
@@ -34,7 +33,7 @@ from pydantic import SecretStr
 
 from shared.settings import NovaSettings, StorageSettings
 from shared.storage import Lake
-from tests.conftest import REPO_ROOT, free_port
+from tests.conftest import REPO_ROOT, free_port, json_log_lines
 
 NOVA = str(Path(sys.executable).parent / "nova")
 ACCESS_KEY = "nova-test-access"
@@ -239,17 +238,7 @@ class S3Stack:
     # --- logs ----------------------------------------------------------------------------
 
     def log_lines(self, service: str) -> list[dict[str, Any]]:
-        path = self.var_dir / "log" / f"{service}.log"
-        if not path.exists():
-            return []
-        lines = []
-        for line in path.read_text(errors="replace").splitlines():
-            if line.startswith("{"):
-                try:
-                    lines.append(json.loads(line))
-                except ValueError:  # a line being written right now
-                    continue
-        return lines
+        return json_log_lines(self.var_dir / "log" / f"{service}.log")
 
     def events(self, service: str, name: str) -> list[dict[str, Any]]:
         return [line for line in self.log_lines(service) if line.get("event") == name]

@@ -45,14 +45,6 @@ SETTLE_TIMEOUT = 180.0
 
 
 @pytest.fixture
-def s3() -> Iterator[MotoS3]:
-    server = MotoS3()
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def stack(s3: MotoS3, tmp_path: Path) -> Iterator[S3Stack]:
     running = S3Stack.create(s3, tmp_path)
     running.start()

@@ -3,7 +3,6 @@ generated ERP exports, and the checks of what the pipeline left behind."""
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import shutil
@@ -18,7 +17,7 @@ from pathlib import Path
 import pyarrow as pa
 from deltalake import DeltaTable
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, json_log_lines, stop_process
 
 # --- service processes -----------------------------------------------------------------------
 
@@ -62,16 +61,10 @@ class ServiceProcess:
         """Send `sig` to this process only and wait for it to exit (SIGKILL after `timeout`)."""
         if self.process is None:
             return None
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
-                self.exits.append((f"{signal.Signals(sig).name} (then SIGKILL)", None))
-                return self.process.returncode
-        self.exits.append((signal.Signals(sig).name, self.process.returncode))
+        if stop_process(self.process, sig, timeout):
+            self.exits.append((f"{signal.Signals(sig).name} (then SIGKILL)", None))
+        else:
+            self.exits.append((signal.Signals(sig).name, self.process.returncode))
         return self.process.returncode
 
     def restart(self, sig: int = signal.SIGTERM) -> None:
@@ -79,25 +72,12 @@ class ServiceProcess:
         self.start()
 
     def log_lines(self) -> list[dict]:
-        return json_lines(self.log_path)
+        return json_log_lines(self.log_path)
 
     def log_tail(self, chars: int = 4000) -> str:
         if not self.log_path.exists():
             return ""
         return self.log_path.read_text(errors="replace")[-chars:]
-
-
-def json_lines(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    lines = []
-    for line in path.read_text(errors="replace").splitlines():
-        if line.startswith("{"):
-            try:
-                lines.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue  # a line cut by a SIGKILL, or a library's own output
-    return lines
 
 
 def service_env(var: Path, nats_url: str, **variables: object) -> dict[str, str]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from services.cli.runtime import nats_server_binary
-from tests.conftest import free_port, wait_for_port
+from tests.conftest import free_port, stop_process, wait_for_port
 
 CLUSTER_NAME = "nova-test"
 
@@ -87,13 +87,7 @@ class NatsNode:
         """Send `sig` and wait for the process to exit; returns its exit code."""
         if self.process is None:
             return None
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+        stop_process(self.process, sig, timeout)
         return self.process.returncode
 
     def kill(self) -> None:

@@ -22,14 +22,6 @@ ROWS = pa.table({"code": ["010825", "0134"], "quantity": [1.5, 2.0]})
 
 
 @pytest.fixture
-def s3() -> Iterator[MotoS3]:
-    server = MotoS3()
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def lake(s3: MotoS3) -> Lake:
     s3.create_bucket("nova-outage")
     return Lake.from_settings(s3.storage_settings("nova-outage"))

@@ -59,10 +59,7 @@ def router(answers: Answers) -> APIRouter:
         as_of_version: AsOf = None,
     ) -> Response:
         """Demand history per day, ISO week or month, every period in range (0 when none)."""
-        try:
-            queries.check_range(date_from, date_to, settings.max_date_range_days)
-        except queries.BadQuery as error:
-            raise ApiProblem(422, "Invalid parameters", str(error)) from error
+        answers.check_range(date_from, date_to)
         if item:
             known_item(view, item)
         loaded = table(view, "fact_demand", as_of_version)
@@ -199,10 +196,7 @@ def router(answers: Answers) -> APIRouter:
         as_of_version: AsOf = None,
     ) -> Response:
         """Forecast totals per period over all items (item-level series)."""
-        try:
-            queries.check_range(date_from, date_to, settings.max_date_range_days)
-        except queries.BadQuery as error:
-            raise ApiProblem(422, "Invalid parameters", str(error)) from error
+        answers.check_range(date_from, date_to)
         loaded = table(view, "fact_forecast", as_of_version)
         if as_of_version is None:
             run = last_run(view)
