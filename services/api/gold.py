@@ -148,8 +148,9 @@ class Pin:
 def resolve_pin(lake: Lake) -> Pin:
     """Versions of the latest completed gold build and forecast run.
 
-    Tables no manifest names yet (a lake written before manifests existed) are read at their
-    latest version.
+    Forecast tables are served only as a run's manifest names them (as `read_live` reads
+    them): before the first manifest, a run may be half committed. Other tables no manifest
+    names yet (a lake written before build manifests existed) are read at their latest version.
     """
     versions: dict[str, int] = {}
     build_id = None
@@ -159,7 +160,7 @@ def resolve_pin(lake: Lake) -> Pin:
     forecast = live_forecast_versions(lake) or {}
     versions.update(forecast)
     for name in SERVED_TABLES:
-        if name not in versions and (name not in FORECAST_TABLES or not forecast):
+        if name not in versions and name not in FORECAST_TABLES:
             table = lake.delta_table("gold", name)
             if table is not None:
                 versions[name] = table.version()

@@ -322,3 +322,14 @@ def test_ready_reports_a_stalled_storage_check(lake, monkeypatch):
         assert ready.status_code == 503
         assert ready.json()["storage_error"].startswith("storage has not answered")
         assert client.get("/api/v1/status").json()["storage_error"].startswith("storage has not")
+
+
+def test_a_first_forecast_run_is_not_served_before_its_manifest(lake):
+    """The forecaster commits fact_forecast, accuracy and policy, then its manifest: a reader
+    looking in between (no manifest yet) must not serve the forecast without its policy."""
+    commit_build(lake, 1)
+    partial = pa.table({"item_code": CODES, "run_id": ["r1"] * len(CODES)})
+    lake.write_delta("gold", "fact_forecast", partial, mode="overwrite")
+    pin = gold_module.resolve_pin(lake)
+    assert "fact_forecast" not in pin.versions
+    assert pin.versions["dim_item"] == 0
