@@ -52,7 +52,6 @@ SERVED_TABLES: dict[str, str | None] = {
     GOLD_BUILDS: None,
     FORECAST_RUNS: None,
 }
-FORECAST_TABLES = ("fact_forecast", "forecast_accuracy", "inventory_policy")
 # What the endpoints read, loaded in the background at start so no request pays for it;
 # small tables first, so the cheap endpoints are ready soonest.
 PRELOAD = (
@@ -146,28 +145,25 @@ class Pin:
 
 
 def resolve_pin(lake: Lake) -> Pin:
-    """Versions of the latest completed gold build and forecast run.
+    """Versions of the latest completed gold build and forecast run, as their manifests name
+    them, and the manifests' own latest versions.
 
-    Forecast tables are served only as a run's manifest names them (as `read_live` reads
-    them): before the first manifest, a run may be half committed. Other tables no manifest
-    names yet (a lake written before build manifests existed) are read at their latest version.
+    No other table is read at its latest version: a build or run in progress may be half
+    committed (before the first manifest, nothing is served).
     """
     versions: dict[str, int] = {}
     build_id = None
     gold = live_gold_versions(lake)
     if gold is not None:
         build_id, versions = gold[0], dict(gold[1])
-    forecast = live_forecast_versions(lake) or {}
-    versions.update(forecast)
-    for name in SERVED_TABLES:
-        if name not in versions and name not in FORECAST_TABLES:
-            table = lake.delta_table("gold", name)
-            if table is not None:
-                versions[name] = table.version()
+    versions.update(live_forecast_versions(lake) or {})
     run_id = None
-    if FORECAST_RUNS in versions:
-        runs = lake.delta_table("gold", FORECAST_RUNS)
-        run_id = (runs.history(1) or [{}])[0].get("run_id") if runs is not None else None
+    for manifest in (GOLD_BUILDS, FORECAST_RUNS):
+        table = lake.delta_table("gold", manifest)
+        if table is not None:
+            versions[manifest] = table.version()
+            if manifest == FORECAST_RUNS:
+                run_id = (table.history(1) or [{}])[0].get("run_id")
     return Pin(versions, build_id, run_id)
 
 

@@ -3,13 +3,33 @@ ingestor, transformer and forecaster."""
 
 from __future__ import annotations
 
+import json
 import shutil
+from collections.abc import Mapping
+from datetime import UTC, datetime
 
+import pyarrow as pa
 import pytest
 
 from services.forecaster.runner import ForecastOptions, run_forecast
+from shared.manifests import GOLD_BUILDS
 from shared.storage import Lake
 from tests.demo_lake import build_demo_gold
+
+
+def record_build(
+    lake: Lake, build_id: str, versions: Mapping[str, int], metadata: Mapping[str, str]
+) -> None:
+    """The row of gold.builds a transformer build ends with: what the API serves."""
+    row = pa.table(
+        {
+            "build_id": [build_id],
+            "finished_at": pa.array([datetime.now(UTC)], pa.timestamp("us", tz="UTC")),
+            "table_versions": [json.dumps(dict(versions))],
+        }
+    )
+    lake.write_delta("gold", GOLD_BUILDS, row, mode="append", metadata=dict(metadata))
+
 
 FAST_MODELS = ("Zero", "EmpiricalQuantile", "CrostonSBA", "SeasonalNaive")
 

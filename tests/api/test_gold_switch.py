@@ -8,12 +8,11 @@ shows as request_lines != the number in its site name.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, date, datetime
+from datetime import date
 
 import httpx
 import pyarrow as pa
@@ -25,9 +24,9 @@ from services.api import gold as gold_module
 from services.api.app import create_app
 from services.api.gold import GoldState
 from services.transformer.transforms import GOLD
-from shared.manifests import GOLD_BUILDS
 from shared.settings import ApiSettings, StorageSettings
 from shared.storage import Lake
+from tests.api.conftest import record_build
 from tests.conftest import free_port
 
 CODES = [f"{n:06d}" for n in range(1, 6)]
@@ -68,14 +67,7 @@ def commit_build(lake: Lake, k: int, pause: float = 0.0) -> None:
     versions["fact_demand"] = lake.write_delta(
         "gold", "fact_demand", demand, mode="overwrite", metadata=meta
     ).version
-    manifest = pa.table(
-        {
-            "build_id": [build_id],
-            "finished_at": pa.array([datetime.now(UTC)], pa.timestamp("us", tz="UTC")),
-            "table_versions": [json.dumps(versions)],
-        }
-    )
-    lake.write_delta("gold", GOLD_BUILDS, manifest, mode="append", metadata=meta)
+    record_build(lake, build_id, versions, meta)
 
 
 @pytest.fixture
@@ -333,3 +325,13 @@ def test_a_first_forecast_run_is_not_served_before_its_manifest(lake):
     pin = gold_module.resolve_pin(lake)
     assert "fact_forecast" not in pin.versions
     assert pin.versions["dim_item"] == 0
+
+
+def test_a_first_build_is_not_served_before_its_manifest(lake):
+    """A first build commits its tables one by one, then its row of gold.builds: before that
+    row nothing is served (/ready says not ready), never a half-written build."""
+    items = conform({"item_code": CODES, "request_lines": [1] * len(CODES)}, "dim_item")
+    lake.write_delta("gold", "dim_item", items, mode="overwrite")
+    assert gold_module.resolve_pin(lake).versions == {}
+    commit_build(lake, 1)
+    assert gold_module.resolve_pin(lake).versions["dim_item"] == 1

@@ -10,6 +10,7 @@ from services.api.app import create_app
 from services.transformer.transforms import GOLD
 from shared.settings import ApiSettings, StorageSettings
 from shared.storage import Lake
+from tests.api.conftest import record_build
 
 ITEMS = [
     ("000123", "LUVA VAQUETA TAM 40", "EPI", "PAR", date(2024, 1, 5), date(2025, 2, 1), 7, 21.0),
@@ -69,6 +70,8 @@ def publish_gold(lake, rows, client=None):
     """Commit dim_item and, given a client, let its API see the new version (what the
     refresher thread does on an event or on its period)."""
     commit = lake.write_delta("gold", "dim_item", gold_table(rows), mode="overwrite")
+    build_id = f"{commit.version + 1:032x}"
+    record_build(lake, build_id, {"dim_item": commit.version}, {"build_id": build_id})
     if client is not None:
         assert client.app.state.gold.refresh()
     return commit
