@@ -8,6 +8,7 @@ they never mix two builds, and a build or run that dies half-way is invisible to
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -18,13 +19,27 @@ GOLD_BUILDS = "builds"
 FORECAST_RUNS = "forecast_runs"
 
 
+def commit_info(lake: Lake, name: str, version: int) -> dict[str, Any]:
+    """The commit metadata of one version of a gold table, read from its log file.
+
+    Not `DeltaTable.history`: under concurrent commits it reads the log as it is now and can
+    label a newer commit with the version the table was opened at.
+    """
+    text = lake.read_bytes(f"gold/{name}/_delta_log/{version:020d}.json").decode()
+    for line in text.splitlines():
+        action = json.loads(line)
+        if "commitInfo" in action:
+            return dict(action["commitInfo"])
+    return {}
+
+
 def live_gold_versions(lake: Lake) -> tuple[str, dict[str, int]] | None:
     """Build id and table versions of the latest completed gold build, or None before one."""
     builds = lake.delta_table("gold", GOLD_BUILDS)
     if builds is None:
         return None
     # The last commit names the last build; clocks may tie, commit order cannot.
-    build_id = (builds.history(1) or [{}])[0].get("build_id")
+    build_id = commit_info(lake, GOLD_BUILDS, builds.version()).get("build_id")
     if build_id is None:
         return None
     rows = builds.to_pyarrow_table(

@@ -25,6 +25,7 @@ from shared.logging import get_logger
 from shared.manifests import (
     FORECAST_RUNS,
     GOLD_BUILDS,
+    commit_info,
     live_forecast_versions,
     live_gold_versions,
 )
@@ -163,7 +164,7 @@ def resolve_pin(lake: Lake) -> Pin:
         if table is not None:
             versions[manifest] = table.version()
             if manifest == FORECAST_RUNS:
-                run_id = (table.history(1) or [{}])[0].get("run_id")
+                run_id = commit_info(lake, manifest, table.version()).get("run_id")
     return Pin(versions, build_id, run_id)
 
 

@@ -24,6 +24,7 @@ from services.api import gold as gold_module
 from services.api.app import create_app
 from services.api.gold import GoldState
 from services.transformer.transforms import GOLD
+from shared.manifests import live_gold_versions
 from shared.settings import ApiSettings, StorageSettings
 from shared.storage import Lake
 from tests.api.conftest import record_build
@@ -335,3 +336,30 @@ def test_a_first_build_is_not_served_before_its_manifest(lake):
     assert gold_module.resolve_pin(lake).versions == {}
     commit_build(lake, 1)
     assert gold_module.resolve_pin(lake).versions["dim_item"] == 1
+
+
+def test_the_live_build_is_found_while_builds_are_being_committed(lake):
+    """`DeltaTable.history` read during a commit can name a newer build than the version the
+    table was opened at; the build manifest must still be found at every moment."""
+    commit_build(lake, 1)
+    misses: list[int] = []
+    reads = 0
+    stop = threading.Event()
+
+    def read() -> None:
+        nonlocal reads
+        while not stop.is_set():
+            reads += 1
+            if live_gold_versions(lake) is None:
+                misses.append(reads)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for k in range(2, 16):
+            commit_build(lake, k, pause=0.05)
+    finally:
+        stop.set()
+        reader.join(timeout=30)
+    assert reads > 20
+    assert misses == [], f"{len(misses)} of {reads} reads found no live build"

@@ -24,6 +24,7 @@ from services.api.answers import (
 from services.api.feed import EventFeed
 from services.api.gold import GOLD_BUILDS, GoldView
 from services.api.problems import ApiProblem
+from shared.manifests import commit_info
 
 BUILD_ID = re.compile(r"^[0-9a-f]{8,64}$")
 
@@ -106,7 +107,10 @@ def router(answers: Answers, feed: EventFeed | None, quarantine_dir: Path | None
         delta = lake.delta_table("gold", name, version=version)
         if delta is None:
             return None
-        commit = next((c for c in delta.history(20) if c.get("version") == version), {})
+        try:
+            commit = commit_info(lake, name, version)
+        except FileNotFoundError:  # its log entry expired: no lineage to show
+            commit = {}
         committed_at = (
             datetime.fromtimestamp(commit["timestamp"] / 1000, UTC)
             if "timestamp" in commit
