@@ -41,6 +41,7 @@ from bench import common
 from bench.api.dataset import GENERATOR_VERSION, SEED, Sizes, cached_lake
 from bench.transform import dataset as transform_dataset
 from bench.transform.generate import build_pools, day_weights
+from shared import demand_classes
 
 ITEMS = "items.json"  # every item with its demand rows and series: the benchmark picks URLs here
 EPOCH = date(1970, 1, 1)
@@ -89,13 +90,7 @@ activity AS (
 )
 SELECT p.item_code, p.item_description, p.item_family, p.unit,
        a.first_seen, a.last_seen, a.request_lines, a.total_quantity, c.adi, c.cv2,
-       CASE
-           WHEN c.adi IS NULL THEN 'no_demand'
-           WHEN round(c.adi, 9) < 1.32 AND round(c.cv2, 9) < 0.49 THEN 'smooth'
-           WHEN round(c.adi, 9) < 1.32 THEN 'erratic'
-           WHEN round(c.cv2, 9) < 0.49 THEN 'intermittent'
-           ELSE 'lumpy'
-       END AS demand_class
+       demand_class(c.adi, c.cv2) AS demand_class  -- macro: shared/demand_classes.py
 FROM pools AS p
 JOIN activity AS a USING (item_code)
 LEFT JOIN classified AS c USING (item_code)
@@ -209,6 +204,7 @@ def dim_item(demand: pa.Table, pools: Any) -> pa.Table:
     )
     with duckdb.connect(":memory:") as con:
         con.execute("SET threads = 1")  # parallel float sums differ in the last bits between runs
+        con.execute(demand_classes.SQL_MACRO)
         con.register("fact_demand", demand)
         con.register("pools", pool_table)
         rows = con.sql(DIM_ITEM_SQL).to_arrow_table()

@@ -19,8 +19,7 @@ from services.transformer.quality import (
     RowCountChange,
     UniqueKey,
 )
-
-DEMAND_CLASSES = ("smooth", "erratic", "intermittent", "lumpy", "no_demand")
+from shared.demand_classes import DEMAND_CLASSES
 
 GOLD_CHECKS: tuple[Check, ...] = (
     # fact_demand

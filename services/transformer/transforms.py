@@ -15,6 +15,8 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from shared import demand_classes
+
 
 @dataclass(frozen=True)
 class Transform:
@@ -37,6 +39,7 @@ class Transform:
         if missing:
             raise ValueError(f"{self.layer}.{self.table} needs inputs {sorted(missing)}")
         with duckdb.connect(":memory:") as con:
+            con.execute(demand_classes.SQL_MACRO)
             for name in self.inputs:
                 con.register(name, inputs[name])
             result = con.sql(self.sql).to_arrow_table()

@@ -3,7 +3,7 @@
 -- Description, family and unit come from the most recent line: planners fix them over time.
 -- Demand class (Syntetos-Boylan) on weekly buckets from the item's first demand to the last
 -- week of data: ADI = weeks / weeks with demand, CV2 = (std / mean)^2 of non-zero weeks;
--- cut-offs 1.32 and 0.49.
+-- cut-offs in shared/demand_classes.py (the demand_class macro).
 WITH latest AS (
     SELECT item_code, item_description, item_family, unit,
            row_number() OVER (
@@ -54,15 +54,8 @@ SELECT
     a.total_quantity,
     c.adi,
     c.cv2,
-    -- Compared after rounding: a parallel sum may differ in the last bits between builds,
-    -- and that must not move an item sitting on a cut-off from one class to another.
-    CASE
-        WHEN c.adi IS NULL THEN 'no_demand'
-        WHEN round(c.adi, 9) < 1.32 AND round(c.cv2, 9) < 0.49 THEN 'smooth'
-        WHEN round(c.adi, 9) < 1.32 THEN 'erratic'
-        WHEN round(c.cv2, 9) < 0.49 THEN 'intermittent'
-        ELSE 'lumpy'
-    END                                               AS demand_class
+    -- The one definition of the classes (cut-offs, rounding): shared/demand_classes.py.
+    demand_class(c.adi, c.cv2)                        AS demand_class
 FROM latest AS l
 JOIN activity AS a USING (item_code)
 LEFT JOIN classified AS c USING (item_code)
