@@ -39,10 +39,11 @@ import logging
 import math
 import multiprocessing
 import os
+import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -57,15 +58,12 @@ from services.forecaster.selection import (
     plan_backtest,
     select_models,
 )
+from shared.demand_classes import demand_class
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 BoolArray = NDArray[np.bool_]
 
-# Syntetos–Boylan–Croston cut-offs.
-ADI_CUTOFF = 1.32
-CV2_CUTOFF = 0.49
-DEMAND_CLASSES = ("smooth", "erratic", "intermittent", "lumpy", "no_demand")
 
 PANEL_MODELS = ("Zero", "EmpiricalQuantile", "Pooled", "PooledBlend")
 STATSFORECAST_MODELS = (
@@ -87,17 +85,17 @@ PROPHET_SEED = 20240601  # cmdstan's seed for Prophet's fits (see `_prophet_mean
 MAX_ARIMA_SEASON = 24
 
 FORECAST_KEYS = ("series_id", "period", "step", "model")
-ACCURACY_COLUMNS = (
-    "series_id",
-    "model",
-    "demand_class",
-    "mase",
-    "wql",
-    "bias",
-    "wape",
-    "coverage_80",
-    "selected",
-)
+# The levels WQL averages over, as the README and the published benchmarks define it: the
+# service-level quantile is forecast and calibrated too, but not part of WQL.
+WQL_LEVELS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+SCORE_COLUMNS = ("mase", "wql", "bias", "wape", "quantile_loss", "actual_total", "cells")
+ACCURACY_COLUMNS = ("series_id", "model", "demand_class", *SCORE_COLUMNS, "selected")
+
+
+def calibration_columns(q: float) -> tuple[str, str]:
+    """Accuracy columns counting backtest cells with y < q and with y <= q for level q."""
+    return f"below_{quantile_column(q)}", f"at_or_below_{quantile_column(q)}"
+
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -109,6 +107,9 @@ class ForecastResult:
 
     forecasts: pd.DataFrame
     accuracy: pd.DataFrame
+    # What operators see of the run: stage wall seconds ("backtest", "select", "final_fit"),
+    # series per demand class, series per model with a failed fit (see `forecast_panel`).
+    stats: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -154,13 +155,12 @@ class ModelConfig:
 
 
 def classify(y: Sequence[float] | FloatArray) -> tuple[float, float, str]:
-    """(ADI, CV², demand class) of one series, Syntetos–Boylan style.
+    """(ADI, CV², demand class) of one series (`shared.demand_classes`, Syntetos–Boylan).
 
     ADI = periods / periods with demand (the mean inter-demand interval); CV² = squared
     coefficient of variation of the non-zero demand sizes (population variance; 0 for a single
-    demand). Smooth: ADI < 1.32 and CV² < 0.49; erratic: ADI < 1.32, CV² ≥ 0.49;
-    intermittent: ADI ≥ 1.32, CV² < 0.49; lumpy: both above. A series without any demand is
-    "no_demand" with ADI = inf and CV² = NaN. NaNs are ignored.
+    demand). A series without any demand is "no_demand" with ADI = inf and CV² = NaN. NaNs are
+    ignored.
     """
     values = np.asarray(y, dtype=float)
     values = values[~np.isnan(values)]
@@ -169,11 +169,7 @@ def classify(y: Sequence[float] | FloatArray) -> tuple[float, float, str]:
         return math.inf, math.nan, "no_demand"
     adi = values.size / nonzero.size
     cv2 = float((nonzero.std() / nonzero.mean()) ** 2)
-    if adi < ADI_CUTOFF:
-        demand_class = "smooth" if cv2 < CV2_CUTOFF else "erratic"
-    else:
-        demand_class = "intermittent" if cv2 < CV2_CUTOFF else "lumpy"
-    return float(adi), cv2, demand_class
+    return float(adi), cv2, demand_class(adi, cv2)
 
 
 def quantile_column(q: float) -> str:
@@ -783,7 +779,7 @@ def _run_local(
 # --------------------------------------------------------------------------------------------
 
 
-MEASURES = ("loss", "wql", "mase", "bias", "wape", "coverage_80")
+MEASURES = ("loss", *SCORE_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -797,6 +793,10 @@ class _Scores:
     values: dict[str, FloatArray]
     applicable: BoolArray
     demand: FloatArray  # per series: Σ|y| over its backtest cells (same for every model)
+    # (series, model, level): backtest cells with y < q and with y <= q (NaN: no score)
+    below: FloatArray
+    at_or_below: FloatArray
+    failures: BoolArray  # (series, model): a fit the series needed failed
 
 
 def _validate(
@@ -820,16 +820,38 @@ def _prophet_eligible(demand_class: str, length: int, season_length: int) -> boo
     return demand_class in PROPHET_CLASSES and length >= 2 * season_length
 
 
+@dataclass(frozen=True)
+class _ModelScores:
+    """One model's backtest measures per series (`MEASURES`) and its calibration counts."""
+
+    values: dict[str, FloatArray]
+    below: FloatArray  # (n, levels): cells with y < q
+    at_or_below: FloatArray  # (n, levels): cells with y <= q
+
+
+def _wql_levels(levels: FloatArray) -> BoolArray:
+    """Which of the forecast levels WQL averages over (`WQL_LEVELS`; all when none is one)."""
+    inside = np.isclose(levels[:, None], np.asarray(WQL_LEVELS)[None, :]).any(axis=1)
+    return inside if inside.any() else np.ones(levels.size, dtype=bool)
+
+
 def _score(
     actual: FloatArray,
     dist: _Distribution,
     levels: FloatArray,
     scales: FloatArray,
-) -> tuple[FloatArray, ...]:
-    """Per-series backtest measures of one model over all its origins: (n, origins, h) cells."""
+) -> _ModelScores:
+    """Per-series backtest measures of one model over all its origins: (n, origins, h) cells.
+
+    `loss` (what selection ranks) covers every forecast level, the service level included,
+    since the policy consumes all of them; `wql` and `quantile_loss` cover `WQL_LEVELS` only.
+    """
     loss = metrics.quantile_loss_by_row(actual, dist.quantiles, levels)
-    demand = np.where(np.isnan(actual), 0.0, np.abs(actual)).reshape(actual.shape[0], -1).sum(1)
-    wql = np.where(demand > 0, loss / np.where(demand > 0, demand, 1.0), np.nan)
+    wql_mask = _wql_levels(levels)
+    wql_loss = metrics.quantile_loss_by_row(actual, dist.quantiles[..., wql_mask], levels[wql_mask])
+    observed = ~np.isnan(actual)
+    demand = np.where(observed, np.abs(actual), 0.0).reshape(actual.shape[0], -1).sum(1)
+    wql = np.where(demand > 0, wql_loss / np.where(demand > 0, demand, 1.0), np.nan)
     # The L1-optimal point forecast is the median; GIFT-Eval's MASE[0.5] scores the same.
     median = np.flatnonzero(np.isclose(levels, 0.5))
     point = dist.quantiles[..., median[0]] if median.size else dist.mean
@@ -843,22 +865,26 @@ def _score(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         mase = np.nanmean(per_origin, axis=1)
-    low = np.flatnonzero(np.isclose(levels, 0.1))
-    high = np.flatnonzero(np.isclose(levels, 0.9))
-    if low.size and high.size:
-        coverage = metrics.coverage_by_row(
-            actual, dist.quantiles[..., low[0]], dist.quantiles[..., high[0]]
-        )
-    else:
-        coverage = np.full(actual.shape[0], np.nan)
-    return (
-        loss,
-        wql,
-        mase,
-        metrics.bias_by_row(actual, dist.mean),
-        metrics.wape_by_row(actual, point),
-        coverage,
+    n = actual.shape[0]
+    cells = observed.reshape(n, -1).sum(axis=1).astype(float)
+    # Demand is discrete with mass at 0: a calibrated q has share(y < q) <= tau <= share(y <= q),
+    # so both counts are kept (the API and the benchmark pool them over series).
+    y = np.where(observed, actual, np.nan)[..., None]
+    below = ((y < dist.quantiles) & observed[..., None]).reshape(n, -1, levels.size).sum(axis=1)
+    at_or_below = (
+        ((y <= dist.quantiles) & observed[..., None]).reshape(n, -1, levels.size).sum(axis=1)
     )
+    values = {
+        "loss": loss,
+        "mase": mase,
+        "wql": wql,
+        "bias": metrics.bias_by_row(actual, dist.mean),
+        "wape": metrics.wape_by_row(actual, point),
+        "quantile_loss": wql_loss,
+        "actual_total": demand,
+        "cells": cells,
+    }
+    return _ModelScores(values, below.astype(float), at_or_below.astype(float))
 
 
 def _finish(dist: _Distribution) -> _Distribution:
@@ -922,21 +948,27 @@ def _backtest(
         dtype=bool,
     ).reshape(n, len(names))
     values = {key: np.full((n, len(names)), np.nan) for key in MEASURES}
+    below = np.full((n, len(names), levels.size), np.nan)
+    at_or_below = np.full((n, len(names), levels.size), np.nan)
+    failures = np.zeros((n, len(names)), dtype=bool)
     takes_part = plan.takes_part(panel.lengths)
     if origins == 0 or not takes_part.any():
-        return _Scores(values, applicable, np.zeros(n))
+        return _Scores(values, applicable, np.zeros(n), below, at_or_below, failures)
     actual, scales = _backtest_actuals(panel, plan, takes_part, config.season_length)
     demand = np.where(np.isnan(actual), 0.0, np.abs(actual)).reshape(n, -1).sum(axis=1)
-    scores = _Scores(values, applicable, demand)
+    scores = _Scores(values, applicable, demand, below, at_or_below, failures)
     scored = takes_part.any(axis=1)
 
     def record(m: int, dist: _Distribution, failed: BoolArray) -> None:
-        values = _score(actual, _finish(dist), levels, scales)
+        model_scores = _score(actual, _finish(dist), levels, scales)
         # A model that could not forecast an origin a series takes part in is not comparable
         # with the others on that series: it gets no score there (and cannot be selected).
         usable = scored & applicable[:, m] & ~failed
-        for key, value in zip(MEASURES, values, strict=True):
-            scores.values[key][:, m] = np.where(usable, value, np.nan)
+        scores.failures[:, m] = failed & applicable[:, m]
+        for key in MEASURES:
+            scores.values[key][:, m] = np.where(usable, model_scores.values[key], np.nan)
+        scores.below[:, m] = np.where(usable[:, None], model_scores.below, np.nan)
+        scores.at_or_below[:, m] = np.where(usable[:, None], model_scores.at_or_below, np.nan)
 
     for m, name in enumerate(names):
         if name not in PANEL_MODELS:
@@ -1082,7 +1114,8 @@ def _empty_result(levels: FloatArray) -> ForecastResult:
             "mean": pd.Series(dtype=float),
         }
     )
-    accuracy = pd.DataFrame({c: pd.Series(dtype=object) for c in ACCURACY_COLUMNS})
+    counts = [c for q in levels for c in calibration_columns(float(q))]
+    accuracy = pd.DataFrame({c: pd.Series(dtype=object) for c in (*ACCURACY_COLUMNS, *counts)})
     return ForecastResult(forecasts, accuracy)
 
 
@@ -1149,7 +1182,9 @@ def forecast_panel(
         min_train=config.min_train,
     )
     params = _LocalParams(horizon, season_length, freq, config.tsb_alpha_d, config.tsb_alpha_p)
+    began = time.perf_counter()
     scores = _backtest(panel, plan, names, classes, levels, config, params, jobs, progress)
+    backtested = time.perf_counter()
     index = select_models(
         scores.values["loss"],
         scores.demand,
@@ -1159,29 +1194,53 @@ def forecast_panel(
     )
     fallback = fallback_model(names)
     chosen = [names[k] if k >= 0 else fallback for k in index.tolist()]
+    selected = time.perf_counter()
     dist, used = _final_forecasts(panel, chosen, names, levels, config, params, jobs)
     if progress is not None:
         progress(n, n)
-    accuracy = _accuracy_frame(panel, scores, names, classes, used)
-    return ForecastResult(_forecast_frame(panel, dist, used, levels, freq), accuracy)
+    accuracy = _accuracy_frame(panel, scores, names, classes, used, levels)
+    failed = scores.failures.copy()
+    for i, (wanted, got) in enumerate(zip(chosen, used, strict=True)):
+        if wanted != got:  # the final fit of the chosen model failed: the fallback stood in
+            failed[i, names.index(wanted)] = True
+    stats = {
+        "stage_seconds": {
+            "backtest": round(backtested - began, 3),
+            "select": round(selected - backtested, 3),
+            "final_fit": round(time.perf_counter() - selected, 3),
+        },
+        "series_by_class": {c: classes.count(c) for c in sorted(set(classes))},
+        "failures_by_model": {
+            name: int(failed[:, m].sum()) for m, name in enumerate(names) if failed[:, m].any()
+        },
+    }
+    return ForecastResult(_forecast_frame(panel, dist, used, levels, freq), accuracy, stats)
 
 
 def _accuracy_frame(
-    panel: _Panel, scores: _Scores, names: tuple[str, ...], classes: list[str], used: list[str]
+    panel: _Panel,
+    scores: _Scores,
+    names: tuple[str, ...],
+    classes: list[str],
+    used: list[str],
+    levels: FloatArray,
 ) -> pd.DataFrame:
     """One row per (series, candidate that applies to it); `selected` marks the model whose
     forecast was published (a row with NaN scores is added if that model was not a candidate).
     """
     rows_i, rows_m = np.nonzero(scores.applicable)
+    counts: dict[str, FloatArray] = {}
+    for k, q in enumerate(levels):
+        below, at_or_below = calibration_columns(float(q))
+        counts[below] = scores.below[rows_i, rows_m, k]
+        counts[at_or_below] = scores.at_or_below[rows_i, rows_m, k]
     frame = pd.DataFrame(
         {
             "series_id": np.asarray(panel.ids, dtype=object)[rows_i],
             "model": np.asarray(names, dtype=object)[rows_m],
             "demand_class": np.asarray(classes, dtype=object)[rows_i],
-            **{
-                key: scores.values[key][rows_i, rows_m]
-                for key in ("mase", "wql", "bias", "wape", "coverage_80")
-            },
+            **{key: scores.values[key][rows_i, rows_m] for key in SCORE_COLUMNS},
+            **counts,
         }
     )
     frame["selected"] = frame["model"].to_numpy() == np.asarray(used, dtype=object)[rows_i]
@@ -1192,14 +1251,14 @@ def _accuracy_frame(
                 "series_id": [panel.ids[i] for i in missing],
                 "model": [used[i] for i in missing],
                 "demand_class": [classes[i] for i in missing],
-                **{key: np.nan for key in ("mase", "wql", "bias", "wape", "coverage_80")},
+                **{key: np.nan for key in (*SCORE_COLUMNS, *counts)},
                 "selected": True,
             }
         )
         frame = pd.concat([frame, extra], ignore_index=True)
     order = frame["model"].map(complexity_rank)
     frame = frame.assign(_rank=order).sort_values(["series_id", "_rank"], kind="stable")
-    return frame.drop(columns="_rank").reset_index(drop=True)[list(ACCURACY_COLUMNS)]
+    return frame.drop(columns="_rank").reset_index(drop=True)[[*ACCURACY_COLUMNS, *counts]]
 
 
 def forecast_candidate(

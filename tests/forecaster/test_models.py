@@ -9,11 +9,13 @@ import pytest
 from services.forecaster.models import (
     ACCURACY_COLUMNS,
     ALL_MODELS,
+    calibration_columns,
     classify,
     forecast_candidate,
     forecast_panel,
     quantile_column,
 )
+from services.forecaster.models import metrics as forecast_metrics
 
 QUANTILES = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95]
 Q_COLUMNS = [quantile_column(q) for q in QUANTILES]
@@ -110,14 +112,23 @@ def test_forecast_panel_shape_and_columns():
     assert (forecasts["mean"] >= 0).all()
 
     accuracy = result.accuracy
-    assert list(accuracy.columns) == list(ACCURACY_COLUMNS)
+    counts = [c for q in QUANTILES for c in calibration_columns(q)]
+    assert list(accuracy.columns) == [*ACCURACY_COLUMNS, *counts]
     assert len(accuracy) == 6 * len(FAST)  # every candidate on every series
     assert accuracy.groupby("series_id")["selected"].sum().eq(1).all()
     chosen = accuracy[accuracy["selected"]].set_index("series_id")["model"]
     published = forecasts.drop_duplicates("series_id").set_index("series_id")["model"]
     assert chosen.sort_index().equals(published.sort_index())
     assert accuracy["demand_class"].isin(["smooth", "erratic", "intermittent", "lumpy"]).all()
-    assert accuracy["coverage_80"].between(0, 1).all()
+    scored = accuracy.dropna(subset=["cells"])
+    for q in QUANTILES:
+        below, at_or_below = calibration_columns(q)
+        assert (scored[below] <= scored[at_or_below]).all()
+        assert (scored[at_or_below] <= scored["cells"]).all()
+    # The zero forecast: y < 0 never happens, y <= 0 exactly on the zero-demand cells.
+    zero_rows = scored[scored["model"] == "Zero"]
+    assert (zero_rows[calibration_columns(0.5)[0]] == 0).all()
+    assert (zero_rows[calibration_columns(0.5)[1]] < zero_rows["cells"]).any()
     zero = accuracy[accuracy["model"] == "Zero"]
     # The zero forecast's bias is −1 wherever there was demand in the backtest windows.
     assert zero["bias"].dropna().eq(-1.0).all()
@@ -161,7 +172,7 @@ def test_series_too_short_for_a_backtest_falls_back_to_pooled():
     assert len(new) == 3
     assert (new[Q_COLUMNS].to_numpy() >= 0).all()
     rows = result.accuracy[result.accuracy["series_id"] == "new"]
-    assert rows[["mase", "wql", "bias", "wape", "coverage_80"]].isna().all().all()
+    assert rows[["mase", "wql", "bias", "wape", "cells"]].isna().all().all()
     assert rows.loc[rows["selected"], "model"].tolist() == ["Pooled"]
 
 
@@ -239,3 +250,37 @@ def test_empty_history_gives_empty_frames():
         *Q_COLUMNS,
         "mean",
     ]
+
+
+def test_wql_is_over_q01_to_q09_and_the_counts_match_the_backtest_cells():
+    """WQL has one definition (README): mean over q 0.1..0.9; the 0.95 quantile is scored for
+    calibration but not in WQL. Checked on the Zero model, whose numbers are known: its
+    quantile loss over 0.1..0.9 is Σ 2·mean(q)·y = Σy, so WQL is exactly 1 (1.09 if 0.95 were
+    averaged in)."""
+    result = forecast_panel(
+        panel(intermittent(8, 40, seed=21)), horizon=4, freq="MS", season_length=12,
+        quantiles=QUANTILES, candidates=["Zero", "EmpiricalQuantile"],
+    )  # fmt: skip
+    zero = result.accuracy[(result.accuracy["model"] == "Zero") & result.accuracy["cells"].gt(0)]
+    with_demand = zero[zero["actual_total"] > 0]
+    assert len(with_demand) > 0
+    assert np.allclose(with_demand["wql"], 1.0)
+    assert np.allclose(with_demand["quantile_loss"], with_demand["actual_total"])
+    assert forecast_metrics.weighted_quantile_loss([1.0, 0.0], [[0.0] * 9] * 2, QUANTILES[:9]) == 1
+    # 3 origins x 4 steps per series with a full backtest
+    assert set(zero["cells"]) == {12.0}
+
+
+def test_run_stats_report_stages_classes_and_failures():
+    series = intermittent(6, 30, seed=3)
+    series["flat"] = [1.0] * 30  # SeasonalNaive and the others fit; ETS on a constant is fine
+    result = forecast_panel(
+        panel(series), horizon=3, freq="MS", season_length=12, quantiles=QUANTILES,
+        candidates=["Zero", "EmpiricalQuantile", "TSB"],
+    )  # fmt: skip
+    stats = result.stats
+    assert set(stats["stage_seconds"]) == {"backtest", "select", "final_fit"}
+    assert all(v >= 0 for v in stats["stage_seconds"].values())
+    assert sum(stats["series_by_class"].values()) == 7
+    assert stats["series_by_class"]["smooth"] >= 1
+    assert stats["failures_by_model"] == {}
