@@ -150,6 +150,12 @@ class ForecasterSettings(BaseModel):
         ge=0,
         description="Also forecast item x site where it had demand in this many buckets (0: off).",
     )
+    metrics_port: int = Field(
+        9102, ge=0, le=65535, description="Prometheus metrics port of a forecast run (0: off)."
+    )
+    metrics_host: str = Field(
+        "127.0.0.1", description="Address the forecaster's metrics listen on."
+    )
 
 
 class ApiSettings(BaseModel):

@@ -35,7 +35,12 @@ def forecast(
     ] = 500,
 ) -> None:
     """Forecast every material from gold demand, derive reorder points, publish the run."""
-    from services.forecaster.main import options_from, quiet_model_libraries, run_once
+    from services.forecaster.main import (
+        options_from,
+        quiet_model_libraries,
+        run_once,
+        serve_metrics,
+    )
 
     settings = NovaSettings()
     configure_logging("forecaster", settings.log)
@@ -56,15 +61,22 @@ def forecast(
                 settings, options, chunk_size=chunk_size, progress=progress
             )
         else:
-            manifest = run_once(settings, options, progress)
+            manifest = run_once(settings, options, progress, serve_metrics(settings))
     if manifest is None:
         typer.echo("nothing to forecast yet: gold.fact_demand has no demand history")
         raise typer.Exit(1)
-    models = ", ".join(f"{m} {n}" for m, n in sorted(manifest.selected_models.items()))
+
+    def listing(counts: dict[str, int] | dict[str, float]) -> str:
+        return ", ".join(f"{k} {v:g}" for k, v in counts.items()) or "none"
+
     typer.echo(
         f"run {manifest.run_id}: {manifest.series} series, reorder points for "
-        f"{manifest.items_with_policy} materials in {manifest.duration_seconds:.1f} s\n"
-        f"  models selected: {models}\n"
+        f"{manifest.items_with_policy} materials in {manifest.duration_seconds:.1f} s "
+        f"(gold build {manifest.gold_build_id})\n"
+        f"  stages (s): {listing(manifest.stage_seconds)}\n"
+        f"  series by demand class: {listing(manifest.series_by_class)}\n"
+        f"  models selected: {listing(dict(sorted(manifest.selected_models.items())))}\n"
+        f"  failed fits by model: {listing(manifest.failures_by_model)}\n"
         f"  tables: "
         + ", ".join(f"gold.{t} v{v}" for t, v in sorted(manifest.table_versions.items()))
     )

@@ -24,8 +24,9 @@ import contextlib
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import nats.errors
 import pandas as pd
@@ -74,6 +75,7 @@ DECLARE_ATTEMPTS = 6  # with a 5 s API timeout each: about half a minute for a s
 WORK_PREFIX = "forecast_work"
 DEFAULT_TIMEOUT_SECONDS = 6 * 3600.0
 POLL_SECONDS = 0.5
+STATS_KEY = b"nova.forecast.stats"
 
 
 class DistributedRunError(RuntimeError):
@@ -218,7 +220,8 @@ async def run_distributed(
         job = ChunkJob.of(run_id, index, ids, options)
         await _publish_chunk(js, subject, job, f"{run_id}.{index}")
 
-    deadline = time.monotonic() + timeout_seconds
+    chunks_began = time.monotonic()
+    deadline = chunks_began + timeout_seconds
     done: set[int] = set()
     try:
         while len(done) < len(chunks):
@@ -258,15 +261,23 @@ async def run_distributed(
         from services.forecaster.models import ForecastResult
 
         forecasts, accuracy = [], []
+        stats: list[dict[str, Any]] = []
         for index in range(len(chunks)):
             forecast_file, accuracy_file = chunk_paths(run_id, index)
             forecasts.append(lake.read_parquet(forecast_file).to_pandas())
-            accuracy.append(lake.read_parquet(accuracy_file).to_pandas())
+            table = lake.read_parquet(accuracy_file)
+            stats.append(json.loads((table.schema.metadata or {}).get(STATS_KEY, b"{}")))
+            accuracy.append(table.to_pandas())
         result = ForecastResult(
             forecasts=pd.concat(forecasts, ignore_index=True).sort_values(
                 ["series_id", "step"], ignore_index=True
             ),
             accuracy=pd.concat(accuracy, ignore_index=True),
+            stats={
+                "stage_seconds": {"chunks": round(time.monotonic() - chunks_began, 3)},
+                "series_by_class": _sum_counts(s.get("series_by_class", {}) for s in stats),
+                "failures_by_model": _sum_counts(s.get("failures_by_model", {}) for s in stats),
+            },
         )
         manifest = commit_run(
             lake,
@@ -279,6 +290,14 @@ async def run_distributed(
         return manifest
 
     return await asyncio.to_thread(combine)
+
+
+def _sum_counts(counts: Iterable[dict[str, int]]) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for part in counts:
+        for key, value in part.items():
+            total[key] = total.get(key, 0) + int(value)
+    return dict(sorted(total.items()))
 
 
 def _describe(error: BaseException) -> str:
@@ -360,7 +379,11 @@ def _forecast_chunk(lake: Lake, job: ChunkJob, jobs: int) -> None:
     )
     forecast_file, accuracy_file = chunk_paths(job.run_id, job.chunk)
     lake.write_parquet(forecast_file, pa.Table.from_pandas(result.forecasts, preserve_index=False))
-    lake.write_parquet(accuracy_file, pa.Table.from_pandas(result.accuracy, preserve_index=False))
+    accuracy = pa.Table.from_pandas(result.accuracy, preserve_index=False)
+    # The chunk's run stats ride in the accuracy file's metadata: written in the same atomic
+    # write, so a chunk's files are complete or absent together.
+    metadata = {**(accuracy.schema.metadata or {}), STATS_KEY: json.dumps(result.stats).encode()}
+    lake.write_parquet(accuracy_file, accuracy.replace_schema_metadata(metadata))
 
 
 async def _handle(lake: Lake, msg: Msg, jobs: int) -> None:

@@ -23,6 +23,7 @@ from services.forecaster.runner import (
     RunManifest,
     run_forecast,
 )
+from services.forecaster.telemetry import RunTelemetry
 from shared.broker import connect, ensure_stream
 from shared.events import ForecastPublished, TableVersion
 from shared.logging import configure_logging, get_logger
@@ -101,15 +102,32 @@ def publish_or_warn(
         return False
 
 
+def serve_metrics(settings: NovaSettings) -> RunTelemetry:
+    """The run's Prometheus metrics on the configured port; a busy port (another run serving
+    them) costs the metrics, not the run."""
+    telemetry = RunTelemetry()
+    forecaster = settings.forecaster
+    try:
+        telemetry.serve(forecaster.metrics_port, forecaster.metrics_host)
+    except OSError as error:
+        log.warning("forecast_metrics_unavailable", port=forecaster.metrics_port, error=str(error))
+    else:
+        if forecaster.metrics_port:
+            log.info("forecast_metrics_listening", host=forecaster.metrics_host,
+                     port=forecaster.metrics_port)  # fmt: skip
+    return telemetry
+
+
 def run_once(
     settings: NovaSettings,
     options: ForecastOptions,
     progress: Callable[[int, int], None] | None = None,
+    telemetry: RunTelemetry | None = None,
 ) -> RunManifest | None:
     """Forecast, commit, publish. None when gold has no demand yet (nothing to do)."""
     lake = Lake.from_settings(settings.storage)
     try:
-        manifest = run_forecast(lake, options, progress=progress)
+        manifest = run_forecast(lake, options, progress=progress, telemetry=telemetry)
     except NoHistoryError as reason:
         log.warning("forecast_skipped", reason=str(reason))
         return None
@@ -147,11 +165,12 @@ def main(argv: list[str] | None = None) -> None:
         return
     options = options_from(settings)
     interval = settings.forecaster.interval_hours * 3600
+    telemetry = serve_metrics(settings)
     # No SIGTERM handler on purpose: stopping mid-run is safe (the manifest is written last,
     # so an interrupted run leaves the previous forecasts live) and should be immediate.
     while True:
         with progress_reporter(interactive=False) as progress:
-            run_once(settings, options, progress)
+            run_once(settings, options, progress, telemetry)
         if not interval:
             return
         time.sleep(interval)

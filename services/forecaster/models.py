@@ -22,8 +22,9 @@ Candidates:
   - `PooledBlend`: a mixture of the `Pooled` distribution and the series' own recent values,
     which keeps per-part shapes (always ordered in pairs, in boxes of 10).
 - local models, fitted per series in worker processes (`jobs`): statsforecast's
-  CrostonOptimized, CrostonSBA, TSB, ADIDA, IMAPA, AutoETS, AutoARIMA, AutoTheta,
-  SeasonalNaive, HistoricAverage and Prophet (smooth or erratic series with ≥ 2 seasons only).
+  CrostonOptimized, CrostonSBA, TSB, ADIDA, IMAPA, SeasonalNaive and HistoricAverage on every
+  series; AutoETS, AutoARIMA, AutoTheta and Prophet, 10-300x costlier per fit, only on smooth or
+  erratic series with two seasons of history, where they can win (`RICH_HISTORY_MODELS`).
   They give point forecasts (the intermittent ones have no native intervals, and the native
   Gaussian intervals of ETS/ARIMA/Theta are symmetric and go below 0 on counts), so their
   quantiles come from a negative binomial around the point forecast, with the series' own
@@ -80,7 +81,13 @@ STATSFORECAST_MODELS = (
 )
 LOCAL_MODELS = (*STATSFORECAST_MODELS, "Prophet")
 ALL_MODELS = (*PANEL_MODELS, *LOCAL_MODELS)
-PROPHET_CLASSES = ("smooth", "erratic")
+# Per-series fits that cost 10-300x a Croston fit (AutoETS ~7 ms, AutoTheta ~2 ms, AutoARIMA
+# ~190 ms, Prophet ~65 ms per monthly fit here, against ~0.1 ms): they are candidates only for
+# the series where they won backtests, smooth or erratic demand (a part requested in most
+# periods) with two seasons of history. On intermittent and lumpy parts, most of a spare-parts
+# catalogue, they lost to the panel models (README, "Which candidates run where").
+RICH_HISTORY_MODELS = ("AutoETS", "AutoTheta", "AutoARIMA", "Prophet")
+RICH_HISTORY_CLASSES = ("smooth", "erratic")
 PROPHET_SEED = 20240601  # cmdstan's seed for Prophet's fits (see `_prophet_mean`)
 MAX_ARIMA_SEASON = 24
 
@@ -816,8 +823,12 @@ def _validate(
     return levels, names
 
 
-def _prophet_eligible(demand_class: str, length: int, season_length: int) -> bool:
-    return demand_class in PROPHET_CLASSES and length >= 2 * season_length
+def _eligible(name: str, demand_class: str, length: int, season_length: int) -> bool:
+    """Whether `name` is a candidate for a series of this class and length (see
+    `RICH_HISTORY_MODELS`); every other candidate runs on every series."""
+    if name not in RICH_HISTORY_MODELS:
+        return True
+    return demand_class in RICH_HISTORY_CLASSES and length >= 2 * season_length
 
 
 @dataclass(frozen=True)
@@ -939,8 +950,7 @@ def _backtest(
     applicable = np.array(
         [
             [
-                name != "Prophet"
-                or _prophet_eligible(classes[i], int(panel.lengths[i]), config.season_length)
+                _eligible(name, classes[i], int(panel.lengths[i]), config.season_length)
                 for name in names
             ]
             for i in range(n)
@@ -1288,7 +1298,7 @@ def forecast_candidate(
     if model == "Prophet" and not everywhere:
         chosen = [
             model
-            if _prophet_eligible(classify(panel.series(i))[2], int(panel.lengths[i]), season_length)
+            if _eligible(model, classify(panel.series(i))[2], int(panel.lengths[i]), season_length)
             else "EmpiricalQuantile"
             for i in range(n)
         ]

@@ -22,10 +22,20 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from services.forecaster.history import FREQ, PERIOD_DAYS, SEASON_LENGTH, Bucket, bucket_history
+from services.forecaster.history import (
+    ALL_SITES,
+    FREQ,
+    PERIOD_DAYS,
+    SEASON_LENGTH,
+    Bucket,
+    bucket_history,
+    whole_bucket_origin,
+)
+from services.forecaster.telemetry import RunTelemetry
 from shared.logging import get_logger
-from shared.manifests import FORECAST_RUNS
+from shared.manifests import FORECAST_RUNS, live_gold_versions
 from shared.storage import Lake
 
 if TYPE_CHECKING:
@@ -52,7 +62,9 @@ class ForecastOptions:
     # ("where history allows"); 0 forecasts materials only. Policy stays per material.
     site_min_nonzero_periods: int = 0
     backtest_origins: int = 3
-    min_nonzero_periods: int = 2
+    # Every part with demand before the origin gets a forecast and a policy, however thin its
+    # history: a planner still has to decide whether to stock a part requested once.
+    min_nonzero_periods: int = 1
     candidates: tuple[str, ...] | None = None
 
     @property
@@ -86,6 +98,10 @@ class RunManifest:
     selected_models: dict[str, int]
     options: ForecastOptions
     code_version: str
+    gold_build_id: str = ""
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    series_by_class: dict[str, int] = field(default_factory=dict)
+    failures_by_model: dict[str, int] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -149,39 +165,114 @@ def _forecast_table(
     return pa.table(columns)
 
 
-def _accuracy_table(accuracy: pd.DataFrame, run_id: str) -> pa.Table:
+def _accuracy_table(accuracy: pd.DataFrame, options: ForecastOptions, run_id: str) -> pa.Table:
+    """`gold.forecast_accuracy`: backtest scores per (series, candidate) and, per served level
+    (p10..p90, p_service), the counts of backtest cells with y < q and y <= q."""
+    from services.forecaster.models import SCORE_COLUMNS, calibration_columns
+
     frame = accuracy.copy()
     parts = frame["series_id"].str.split("|", n=1, expand=True)
-    return pa.table(
-        {
-            "run_id": pa.array([run_id] * len(frame), pa.string()),
-            "series_id": pa.array(frame["series_id"], pa.string()),
-            "item_code": pa.array(parts[0], pa.string()),
-            "model": pa.array(frame["model"], pa.string()),
-            "demand_class": pa.array(frame["demand_class"], pa.string()),
-            "mase": pa.array(frame["mase"].astype(float), pa.float64()),
-            "wql": pa.array(frame["wql"].astype(float), pa.float64()),
-            "bias": pa.array(frame["bias"].astype(float), pa.float64()),
-            "wape": pa.array(frame["wape"].astype(float), pa.float64()),
-            "coverage_80": pa.array(frame["coverage_80"].astype(float), pa.float64()),
-            "selected": pa.array(frame["selected"].astype(bool), pa.bool_()),
-        }
-    )
+    columns: dict[str, pa.Array] = {
+        "run_id": pa.array([run_id] * len(frame), pa.string()),
+        "series_id": pa.array(frame["series_id"], pa.string()),
+        "item_code": pa.array(parts[0] if len(frame) else [], pa.string()),
+        "model": pa.array(frame["model"], pa.string()),
+        "demand_class": pa.array(frame["demand_class"], pa.string()),
+    }
+    for name in SCORE_COLUMNS:
+        if name == "cells":
+            continue
+        columns[name] = pa.array(frame[name].astype(float), pa.float64())
+    columns["cells"] = _counts(frame["cells"])
+    served = [(forecast_column(q), q) for q in BASE_QUANTILES]
+    served.append(("p_service", options.service_level))
+    for column, q in served:
+        below, at_or_below = calibration_columns(q)
+        columns[f"below_{column}"] = _counts(frame[below])
+        columns[f"at_or_below_{column}"] = _counts(frame[at_or_below])
+    columns["selected"] = pa.array(frame["selected"].astype(bool), pa.bool_())
+    return pa.table(columns)
+
+
+def _counts(values: pd.Series) -> pa.Array:
+    """Cell counts as int64, null where the model has no score."""
+    numbers = pd.to_numeric(values, errors="coerce").astype(float)
+    return pa.array(numbers.round().astype("Int64"), pa.int64())
+
+
+@dataclass(frozen=True)
+class GoldInputs:
+    """Everything a run reads from gold, all at the versions one build named in `gold.builds`.
+
+    Read once at the start: a build that commits while the models run cannot leak into the
+    run's policy or manifest (the forecasts and the reorder points come from one build).
+    """
+
+    build_id: str
+    versions: dict[str, int]  # "gold.<table>" -> version read
+    demand: pa.Table  # demand_date, item_code, site_code, quantity
+    lead_times: pa.Table | None
+    stock: pa.Table | None
+
+
+def read_gold_inputs(lake: Lake) -> GoldInputs:
+    """The tables a run needs at the versions of the latest completed gold build."""
+    live = live_gold_versions(lake)
+    if live is None:
+        raise NoHistoryError("no completed gold build yet (gold.builds is empty)")
+    build_id, named = live
+    if "fact_demand" not in named:
+        raise NoHistoryError(f"gold build {build_id} has no fact_demand")
+    versions: dict[str, int] = {}
+    tables: dict[str, pa.Table | None] = {}
+    for name, columns in GOLD_INPUTS.items():
+        version = named.get(name)
+        table = None if version is None else lake.delta_table("gold", name, version=version)
+        if table is None:
+            tables[name] = None
+            continue
+        versions[f"gold.{name}"] = int(version)  # type: ignore[arg-type]
+        tables[name] = table.to_pyarrow_table(columns=list(columns))
+    demand = tables["fact_demand"]
+    if demand is None:
+        raise NoHistoryError("gold.fact_demand does not exist yet")
+    return GoldInputs(build_id, versions, demand, tables["fact_lead_time"], tables["fact_stock"])
+
+
+# Columns read from each gold table (the whole table, at the build's version).
+GOLD_INPUTS: dict[str, tuple[str, ...]] = {
+    "fact_demand": ("demand_date", "item_code", "site_code", "quantity"),
+    "fact_lead_time": ("item_code", "lead_time_days"),
+    "fact_stock": ("snapshot_date", "item_code", "quantity_on_hand"),
+}
 
 
 @dataclass(frozen=True)
 class PreparedRun:
-    """What a run reads before forecasting: its id, start, the input versions and the history."""
+    """What a run reads before forecasting: its id, start, the gold inputs and the history."""
 
     run_id: str
     started_at: datetime
     began: float  # time.perf_counter() at the start
-    data_versions: dict[str, int]
+    inputs: GoldInputs
     history: pd.DataFrame  # bucket_history: series_id, item_code, site_code, period, y
+    origin: pd.Timestamp  # the last whole bucket: forecasts start after it
+    dropped_partial: pd.Timestamp | None  # the partial last bucket left out of fitting
+    read_seconds: float
 
     @property
     def series(self) -> int:
         return int(self.history["series_id"].nunique())
+
+    @property
+    def data_versions(self) -> dict[str, int]:
+        return self.inputs.versions
+
+    @property
+    def item_history(self) -> pd.DataFrame:
+        """Item-level series (every site together): what the inventory policy reads."""
+        frame = self.history[self.history["site_code"] == ALL_SITES]
+        return frame[["item_code", "period", "y"]].reset_index(drop=True)
 
 
 def prepare_run(
@@ -190,26 +281,22 @@ def prepare_run(
     *,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> PreparedRun:
-    """Read gold demand (recording the versions read) and bucket it into series histories."""
+    """Read gold (one build) and bucket its demand into series histories."""
     started_at = clock()
     began = time.perf_counter()
     run_id = uuid.uuid4().hex
-    demand_table = lake.delta_table("gold", "fact_demand")
-    if demand_table is None:
-        raise NoHistoryError("gold.fact_demand does not exist yet")
-    data_versions = {"gold.fact_demand": demand_table.version()}
-    for name in ("fact_lead_time", "dim_supplier", "fact_stock", "dim_item"):
-        table = lake.delta_table("gold", name)
-        if table is not None:
-            data_versions[f"gold.{name}"] = table.version()
-    demand = demand_table.to_pyarrow_table(
-        columns=["demand_date", "item_code", "site_code", "quantity"]
-    )
+    inputs = read_gold_inputs(lake)
+    demand = inputs.demand
+    if demand.num_rows == 0:
+        raise NoHistoryError("gold.fact_demand has no rows")
+    last_day = pc.max(demand["demand_date"]).as_py()
+    origin, partial = whole_bucket_origin(last_day, options.bucket)
     history = bucket_history(
         demand,
         bucket=options.bucket,
         items=options.items,
         min_nonzero_periods=options.min_nonzero_periods,
+        last_period=origin,
     )
     if options.site_min_nonzero_periods and not history.empty:
         by_site = bucket_history(
@@ -218,11 +305,22 @@ def prepare_run(
             by_site=True,
             items=options.items,
             min_nonzero_periods=options.site_min_nonzero_periods,
+            last_period=origin,
         )
         history = pd.concat([history, by_site], ignore_index=True)
     if history.empty:
-        raise NoHistoryError("no series with enough demand history to forecast")
-    return PreparedRun(run_id, started_at, began, data_versions, history)
+        raise NoHistoryError("no series with demand history before the last whole bucket")
+    read_seconds = time.perf_counter() - began
+    return PreparedRun(
+        run_id,
+        started_at,
+        began,
+        inputs,
+        history,
+        pd.Timestamp(origin),
+        None if partial is None else pd.Timestamp(partial),
+        read_seconds,
+    )
 
 
 def run_forecast(
@@ -232,13 +330,27 @@ def run_forecast(
     progress: Callable[[int, int], None] | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     before_manifest: Callable[[], None] | None = None,
+    telemetry: RunTelemetry | None = None,
 ) -> RunManifest:
     """Forecast every series with history and commit the results (manifest last)."""
     from services.forecaster.models import forecast_panel
 
+    telemetry = telemetry or RunTelemetry()
+    telemetry.stage("read")
     prepared = prepare_run(lake, options, clock=clock)
     log.info("forecast_run_started", run_id=prepared.run_id, series=prepared.series,
-             bucket=options.bucket, horizon=options.horizon, jobs=options.workers)  # fmt: skip
+             bucket=options.bucket, horizon=options.horizon, jobs=options.workers,
+             gold_build_id=prepared.inputs.build_id, origin=str(prepared.origin.date()),
+             partial_bucket_left_out=None if prepared.dropped_partial is None
+             else str(prepared.dropped_partial.date()))  # fmt: skip
+    telemetry.stage("backtest")
+    telemetry.started(prepared.series)
+
+    def report(done: int, total: int) -> None:
+        telemetry.progress(done, total)
+        if progress is not None:
+            progress(done, total)
+
     result = forecast_panel(
         prepared.history[["series_id", "period", "y"]],
         horizon=options.horizon,
@@ -247,10 +359,19 @@ def run_forecast(
         quantiles=options.quantiles,
         backtest_origins=options.backtest_origins,
         jobs=options.workers,
-        progress=progress,
+        progress=report,
         candidates=options.models,
     )
-    return commit_run(lake, options, prepared, result, clock=clock, before_manifest=before_manifest)
+    telemetry.failures(result.stats.get("failures_by_model", {}))
+    return commit_run(
+        lake,
+        options,
+        prepared,
+        result,
+        clock=clock,
+        before_manifest=before_manifest,
+        telemetry=telemetry,
+    )
 
 
 def commit_run(
@@ -262,22 +383,30 @@ def commit_run(
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     before_manifest: Callable[[], None] | None = None,
     extra: dict[str, Any] | None = None,
+    telemetry: RunTelemetry | None = None,
 ) -> RunManifest:
     """Write forecasts, accuracy and inventory policy, then the manifest row (the commit)."""
     from services.forecaster.policy_table import inventory_policy_table
 
+    telemetry = telemetry or RunTelemetry()
     run_id = prepared.run_id
     series = prepared.series
+    telemetry.stage("policy")
+    policy_began = time.perf_counter()
     forecasts = _forecast_table(result.forecasts, options, run_id)
-    accuracy = _accuracy_table(result.accuracy, run_id)
+    accuracy = _accuracy_table(result.accuracy, options, run_id)
     policy = inventory_policy_table(
-        lake,
         forecasts,
+        prepared.item_history,
+        prepared.inputs.lead_times,
+        prepared.inputs.stock,
         run_id=run_id,
         service_level=options.service_level,
         period_days=PERIOD_DAYS[options.bucket],
         quantiles=options.quantiles,
     )
+    telemetry.stage("commit")
+    commit_began = time.perf_counter()
     metadata = {"run_id": run_id, "kind": "forecast"}
     versions: dict[str, int] = {}
     for name, table in (
@@ -289,6 +418,12 @@ def commit_run(
         versions[name] = commit.version
     if before_manifest is not None:
         before_manifest()  # tests interrupt a run here
+    stage_seconds = {
+        "read": round(prepared.read_seconds, 3),
+        **result.stats.get("stage_seconds", {}),
+        "policy": round(commit_began - policy_began, 3),
+        "commit": round(time.perf_counter() - commit_began, 3),
+    }
     finished_at = clock()
     selected = accuracy.filter(accuracy["selected"]).column("model").to_pylist()
     selected_models = {m: selected.count(m) for m in sorted(set(selected))}
@@ -303,13 +438,20 @@ def commit_run(
         selected_models=selected_models,
         options=options,
         code_version=code_version(),
+        gold_build_id=prepared.inputs.build_id,
+        stage_seconds=stage_seconds,
+        series_by_class=dict(result.stats.get("series_by_class", {})),
+        failures_by_model=dict(result.stats.get("failures_by_model", {})),
         extra={"seconds": round(time.perf_counter() - prepared.began, 3), **(extra or {})},
     )
     lake.write_delta(
         "gold", FORECAST_RUNS, manifest_row(manifest), mode="append", metadata=metadata
     )
+    telemetry.finished(manifest.duration_seconds)
     log.info("forecast_run_committed", run_id=run_id, series=series, tables=versions,
-             selected_models=selected_models, seconds=manifest.extra["seconds"])  # fmt: skip
+             selected_models=selected_models, seconds=manifest.extra["seconds"],
+             stage_seconds=stage_seconds,
+             failures_by_model=manifest.failures_by_model)  # fmt: skip
     return manifest
 
 
@@ -339,5 +481,9 @@ def manifest_row(manifest: RunManifest) -> pa.Table:
             "selected_models": [json.dumps(manifest.selected_models, sort_keys=True)],
             "parameters": [json.dumps(parameters, sort_keys=True)],
             "code_version": [manifest.code_version],
+            "gold_build_id": [manifest.gold_build_id],
+            "stage_seconds": [json.dumps(manifest.stage_seconds)],
+            "series_by_class": [json.dumps(manifest.series_by_class, sort_keys=True)],
+            "failures_by_model": [json.dumps(manifest.failures_by_model, sort_keys=True)],
         }
     )
