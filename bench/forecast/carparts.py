@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -120,3 +121,61 @@ def zero_forecasts(split: Split, quantiles: tuple[float, ...]) -> pd.DataFrame:
 def published(path: Path) -> list[dict[str, str]]:
     with path.open(newline="", encoding="utf-8") as handle:
         return list(csv.DictReader(handle))
+
+
+def align(split: Split, forecasts: pd.DataFrame) -> pd.DataFrame:
+    """`forecasts` of the series of `split` (series_id, period, q.., mean), indexed by step
+    1..HORIZON over the held-out months; series the run did not forecast get the zero
+    forecast (model "none"). ValueError when a run forecast other months than the hold-out."""
+    frame = forecasts[forecasts["series_id"].isin(set(split.ids))].copy()
+    months = {m: k + 1 for k, m in enumerate(split.test_months)}
+    periods = pd.to_datetime(frame["period"])
+    outside = ~periods.isin(list(months))
+    if outside.any():
+        first = periods.min().date().isoformat() if len(periods) else "none"
+        raise ValueError(
+            f"forecasts start {first}, not at the held-out {split.test_months[0].date()}: "
+            "the run took another forecast origin"
+        )
+    frame["step"] = periods.map(months).astype(int)
+    missing = sorted(set(split.ids) - set(frame["series_id"]))
+    if missing:
+        zeros = zero_forecasts(split.subset(missing), tuple(_quantiles_of(frame)))
+        zeros["model"] = "none"
+        zeros["period"] = [split.test_months[s - 1] for s in zeros["step"]]
+        frame = pd.concat([frame, zeros], ignore_index=True)
+    return frame
+
+
+def _quantiles_of(frame: pd.DataFrame) -> list[float]:
+    return [float(c[1:]) for c in frame.columns if c.startswith("q")]
+
+
+def calibration(
+    split: Split, forecasts: pd.DataFrame, levels: tuple[float, ...], tolerance: float
+) -> list[dict[str, Any]]:
+    """Per level τ, over every observed hold-out cell: share(y < q_τ) and share(y <= q_τ);
+    calibrated (PASS) when share_below − tolerance <= τ <= share_at_or_below + tolerance
+    (demand is discrete with mass at 0, so a calibrated q_τ has share_below <= τ <= share_at)."""
+    ordered = forecasts.set_index(["series_id", "step"]).sort_index()
+    index = pd.MultiIndex.from_product([list(split.ids), range(1, HORIZON + 1)])
+    ordered = ordered.reindex(index)
+    shape = (len(split.ids), HORIZON)
+    observed = np.isfinite(split.test)
+    y = split.test[observed]
+    rows = []
+    for tau in levels:
+        q = ordered[quantile_column(tau)].to_numpy(dtype=float).reshape(shape)[observed]
+        below = float(np.mean(y < q)) if y.size else float("nan")
+        at = float(np.mean(y <= q)) if y.size else float("nan")
+        ok = below - tolerance <= tau <= at + tolerance
+        rows.append(
+            {
+                "level": tau,
+                "cells": int(y.size),
+                "share_below": round(below, 4),
+                "share_at_or_below": round(at, 4),
+                "status": "PASS" if ok else "MISS",
+            }
+        )
+    return rows

@@ -19,23 +19,107 @@ def _seconds(row: dict[str, Any]) -> str:
     return f"{row['seconds']:.1f}"
 
 
-def render(results: dict[str, Any]) -> str:
-    lines: list[str] = []
-    header = (
-        f"{'forecast':44} {'series':>7} {'WQL':>7} {'MASE':>7} {'MASE n':>7} {'wall s':>18}  note"
-    )
-    lines += [header, "-" * len(header)]
-    for row in results["rows"]:
+def _table(rows: list[dict[str, Any]]) -> list[str]:
+    lines = []
+    for row in rows:
         lines.append(
             f"{row['label']:44} {row['series']:>7,} {row['wql']:>7.4f} {row['mase']:>7.4f} "
             f"{row['mase_series']:>7,} {_seconds(row):>18}  {row['note']}"
         )
+    return lines
+
+
+def _product(results: dict[str, Any]) -> list[str]:
+    header = (
+        f"{'forecast':44} {'series':>7} {'WQL':>7} {'MASE':>7} {'MASE n':>7} {'wall s':>18}  note"
+    )
+    lines = [header, "-" * len(header), *_table(results["rows"])]
+    product = results["product"]
+    mix = ", ".join(f"{k} {v}" for k, v in product["item_model_mix"].items())
+    lines.append(f"  selected models (items): {mix}")
+    run = product.get("run") or {}
+    for key in ("stage_seconds", "series_by_class", "failures_by_model"):
+        if run.get(key) is not None:
+            value = run[key]
+            text = (
+                ", ".join(f"{k} {v}" for k, v in value.items())
+                if isinstance(value, dict) and value
+                else ("none" if isinstance(value, dict) else str(value))
+            )
+            lines.append(f"  {key.replace('_', ' ')}: {text}")
+    for name, part in (results.get("by_class") or {}).items():
+        wql = "n/a" if part["wql"] is None else f"{part['wql']:.4f}"
+        lines.append(
+            f"  {name:13} {part['series']:>6,} series, test demand {part['test_demand']:>8,.0f}, "
+            f"WQL {wql}"
+        )
+    if results.get("context_rows"):
+        lines.append("")
+        lines.append(
+            "context (not the product): each candidate alone, forecast_candidate, fitted once, "
+            "no backtest or selection"
+        )
+        lines += _table(results["context_rows"])
     lines.append("")
     lines.append("WQL = mean over q 0.1..0.9 of 2*sum(pinball)/sum|y| (all series, steps; empty")
     lines.append("cells masked). MASE = median forecast, scale mean|y_t - y_t-12| on the training")
     lines.append("part, zero-scale series left out (GIFT-Eval MASE[0.5]).")
     for label, value in QUOTED_WQL:
         lines.append(f"  WQL {value:.3f}  {label}")
+    return lines
+
+
+def _calibration(section: dict[str, Any]) -> list[str]:
+    lines = [
+        f"calibration of the product path on the hold-out ({section['series']:,} series it "
+        f"forecast, {section['levels'][0]['cells']:,} observed cells): calibrated when "
+        f"share(y<q) - {section['tolerance']} <= tau <= share(y<=q) + {section['tolerance']}",
+        f"  {'tau':>5} {'share y<q':>10} {'share y<=q':>11}",
+    ]
+    for row in section["levels"]:
+        lines.append(
+            f"  {row['level']:>5.2f} {row['share_below']:>10.3f} {row['share_at_or_below']:>11.3f}"
+            f"  {row['status']}"
+        )
+    return lines
+
+
+def _sparse(section: dict[str, Any]) -> list[str]:
+    wql = "n/a" if section["wql"] is None else f"{section['wql']:.4f}"
+    full = section["wql_in_full_panel_run"]
+    mix = ", ".join(f"{k} {v}" for k, v in section["selected_models"].items())
+    return [
+        f"sparse panel ({section['rule']}): {section['series']:,} series, "
+        f"{section['zero_share_training']:.1%} zero training months, {section['series_fading']:,} "
+        f"fading, {section['series_discontinued_in_holdout']:,} discontinued in the hold-out, "
+        f"hold-out demand {section['holdout_demand']:,.0f} in "
+        f"{section['series_with_holdout_demand']:,} series",
+        f"  product path on this panel alone: WQL {wql} vs zero forecast "
+        f"{section['wql_zero']:.4f} in {section['seconds']:.1f} s  {section['status']}"
+        + ("" if full is None else f"  (same series in the full-panel run: {full:.4f})"),
+        f"  selected models: {mix}",
+    ]
+
+
+def _scale(section: dict[str, Any]) -> list[str]:
+    lines = [
+        "scale curve: product path on car-parts series resampled with new ids (monthly, 30-day "
+        "lead times)",
+        f"  {'size':>7} {'series':>7} {'seconds':>9} {'series/s':>9} {'growth':>7}  load before",
+    ]
+    for p in section["points"]:
+        lines.append(
+            f"  {p['size']:>7,} {p['series']:>7,} {p['seconds']:>9.1f} "
+            f"{p['series_per_second']:>9.1f} {p['growth']:>7.3f}  {p['load_average_before']}"
+        )
+    lines.append("  growth = seconds per series / seconds per series at the smallest size")
+    return lines
+
+
+def render(results: dict[str, Any]) -> str:
+    lines: list[str] = []
+    if results.get("rows"):
+        lines += _product(results)
     published = results.get("published") or []
     if published:
         lines.append("")
@@ -50,26 +134,33 @@ def render(results: dict[str, Any]) -> str:
             "  (Monash rows score point forecasts on zero-filled data, another protocol; the"
         )
         lines.append("  GIFT-Eval and fev rows use the protocol above, like our MASE column.)")
-    selection = results.get("selection") or {}
-    if selection:
+    if results.get("calibration"):
         lines.append("")
-        counts = ", ".join(f"{k} {v}" for k, v in selection["selected_models"].items())
-        lines.append(f"ours, selected models: {counts}")
-        for name, part in selection["by_class"].items():
-            wql = "n/a" if part["wql"] is None else f"{part['wql']:.4f}"
-            lines.append(
-                f"  {name:13} {part['series']:>6,} series, "
-                f"test demand {part['test_demand']:>8,.0f}, WQL {wql}"
-            )
-    lines.append("")
-    for target in results["targets"]:
-        lines.append(
-            f"{target['label']:34} {target['value']:>9.4f}   target < {target['target']:<7g} "
-            f"{target['status']}"
-        )
+        lines += _calibration(results["calibration"])
+    if results.get("sparse"):
+        lines.append("")
+        lines += _sparse(results["sparse"])
+    if results.get("scale"):
+        lines.append("")
+        lines += _scale(results["scale"])
     if results.get("inventory"):
         lines.append("")
         lines += inventory.render(results["inventory"])
+    if results.get("targets"):
+        lines.append("")
+        for target in results["targets"]:
+            value = target["value"]
+            text = "n/a" if value is None else f"{value:>9.4f}"
+            lines.append(
+                f"{target['label']:40} {text:>9}   target {target['target']:<26} {target['status']}"
+            )
+    machine = results.get("machine") or {}
+    if machine:
+        lines.append("")
+        lines.append(
+            f"load average at start {machine.get('load_average_at_start')}, at end "
+            f"{results.get('load_average_at_end')} ({machine.get('cpus')} CPUs)"
+        )
     for model, error in (results.get("errors") or {}).items():
         lines.append(f"ERROR {model}: {error}")
     return "\n".join(lines)
