@@ -163,9 +163,31 @@ def last_run(view: GoldView) -> dict[str, Any] | None:
     return view.memo("last_run", find)
 
 
+def run_parameters(run: dict[str, Any] | None) -> dict[str, Any]:
+    parameters = json.loads(run.get("parameters") or "{}") if run else {}
+    return parameters if isinstance(parameters, dict) else {}
+
+
 def run_bucket(run: dict[str, Any] | None) -> str:
-    parameters = json.loads(run["parameters"]) if run else {}
-    return str(parameters.get("bucket", "week"))
+    return str(run_parameters(run).get("bucket", "week"))
+
+
+def run_service_level(run: dict[str, Any] | None) -> float | None:
+    level = run_parameters(run).get("service_level")
+    return float(level) if isinstance(level, int | float) else None
+
+
+def run_json(run: dict[str, Any], column: str) -> dict[str, Any] | None:
+    """A JSON column of a gold.forecast_runs row as a dict; None when the run is older than
+    the column (or it holds no object)."""
+    text = run.get(column)
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 @dataclass

@@ -156,15 +156,18 @@ class ItemForecast(BaseModel):
 
 class ForecastSummaryPeriod(BaseModel):
     period: date
-    series: int
+    series: int = Field(description="Item-level series forecast for the period.")
     items: int
-    mean: float
-    p50: float
-    p90: float
+    mean: float = Field(description="Mean of the total: the sum of the series' means.")
+    p10: float = Field(description="10 % quantile of the total (Monte-Carlo, see `method`).")
+    p50: float = Field(description="Median of the total (Monte-Carlo, see `method`).")
+    p90: float = Field(description="90 % quantile of the total (Monte-Carlo, see `method`).")
 
 
 class ForecastSummary(BaseModel):
     run_id: str | None
+    method: str = Field(description="How the quantiles of the total are computed.")
+    samples: int = Field(description="Monte-Carlo draws of the total per period.")
     periods: list[ForecastSummaryPeriod]
     version: int | None
 
@@ -185,19 +188,41 @@ class AlertPage(Page):
     alerts: list[Alert]
 
 
+class Calibration(BaseModel):
+    level: str = Field(description="The served quantile: p10..p90, or p_service.")
+    tau: float = Field(description="Its probability level τ.")
+    share_below: float | None = Field(description="Share of backtest cells with actual < q.")
+    share_at_or_below: float | None = Field(description="Share of backtest cells with actual <= q.")
+    calibrated: bool | None = Field(
+        description="share_below − 0.03 <= τ <= share_at_or_below + 0.03 (demand is "
+        "discrete with mass at 0, so a calibrated q has share(y < q) <= τ <= share(y <= q))."
+    )
+
+
 class AccuracyGroup(BaseModel):
     group: str | None
     series: int
+    cells: int | None = Field(description="Backtest cells scored (series x origins x steps).")
     mase: float | None = Field(description="Mean absolute scaled error (mean over series).")
-    wql: float | None = Field(description="Weighted quantile loss (mean over series).")
-    wape: float | None
-    bias: float | None
-    coverage_80: float | None = Field(description="Share of actuals inside p10..p90.")
+    wql: float | None = Field(
+        description="Weighted quantile loss pooled over the group: Σ quantile loss / Σ|actual| "
+        "over its backtest cells, quantiles 0.1..0.9; null for runs that did not record "
+        "the sums."
+    )
+    wape: float | None = Field(description="Weighted absolute percentage error (mean over series).")
+    bias: float | None = Field(description="Mean over series.")
+    calibration: list[Calibration] = Field(
+        description="Per served level; empty for runs that did not record the counts."
+    )
 
 
 class ForecastAccuracy(BaseModel):
     by: Literal["demand_class", "model", "family"]
     run_id: str | None
+    service_level: float | None = Field(description="τ of the p_service level.")
+    tolerance: float = Field(description="Points a calibrated level may be off by.")
+    note: str | None = Field(description="What this run's accuracy rows cannot show, if any.")
+    overall: AccuracyGroup | None = Field(description="Every selected series together.")
     groups: list[AccuracyGroup]
     version: int | None
 
@@ -281,7 +306,17 @@ class ForecastRun(BaseModel):
     duration_seconds: float | None
     series: int | None
     items_with_policy: int | None
-    selected_models: dict[str, int]
+    selected_models: dict[str, int] = Field(description="Series per chosen model.")
+    gold_build_id: str | None = Field(
+        None, description="The gold build the run read; null for runs that did not record it."
+    )
+    stage_seconds: dict[str, float] | None = Field(
+        None, description="Wall time per stage (read, backtest, select, final_fit, policy, ...)."
+    )
+    series_by_class: dict[str, int] | None = Field(None, description="Series per demand class.")
+    failures_by_model: dict[str, int] | None = Field(
+        None, description="Series with a failed fit, per model."
+    )
 
 
 class Status(BaseModel):

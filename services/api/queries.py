@@ -11,6 +11,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from services.api import totals
+
 EPOCH = date(1970, 1, 1)
 EPOCH_ORDINAL = EPOCH.toordinal()
 EPOCH_WEEKDAY = 3  # 1970-01-01 was a Thursday; Monday is 0
@@ -326,43 +328,85 @@ SUMMARY_SCHEMA = pa.schema(
         ("series", pa.int64()),
         ("items", pa.int64()),
         ("mean", pa.float64()),
+        ("p10", pa.float64()),
         ("p50", pa.float64()),
         ("p90", pa.float64()),
     ]
 )
+SUMMARY_LEVELS = np.array([0.1, 0.5, 0.9])
+BASE_LEVELS = tuple((column, int(column[1:]) / 100) for column in QUANTILE_COLUMNS)
 
 
-def forecast_summary(forecasts: pa.Table, date_from: date | None, date_to: date | None) -> pa.Table:
-    """Totals over all series per period; series per item are the item-level ones only, so
-    an item forecast both overall and per site is not counted twice."""
+def quantile_levels(service_level: float | None) -> list[tuple[str, float]]:
+    """The stored quantile columns with their levels, ascending: p10..p90 and p_service
+    (left out when the service level is unknown or equals a base level)."""
+    levels = list(BASE_LEVELS)
+    known = service_level is not None and 0 < service_level < 1
+    if known and all(abs(service_level - level) > 1e-9 for _, level in levels):  # type: ignore[operator]
+        levels.append(("p_service", service_level))
+    return sorted(levels, key=lambda pair: pair[1])
+
+
+def forecast_summary(
+    forecasts: pa.Table, *, samples: int = totals.SAMPLES, seed: int = totals.SEED
+) -> pa.Table:
+    """Per period, over the item-level series (an item forecast both overall and per site is
+    counted once): the mean of the total (the sum of the series' means) and the total's p10,
+    p50 and p90 by Monte-Carlo, series drawn independently from the distributions their
+    stored quantiles describe (`services.api.totals`). Deterministic: each period's draws are
+    seeded with `seed` and the period, over the series in the order of their ids."""
     overall = forecasts.filter(pc.is_null(forecasts["site_code"]))
-    if date_from is not None:
-        overall = overall.filter(pc.greater_equal(overall["period"], date_from))
-    if date_to is not None:
-        overall = overall.filter(pc.less_equal(overall["period"], date_to))
     if overall.num_rows == 0:
         return SUMMARY_SCHEMA.empty_table()
-    grouped = overall.group_by("period").aggregate(
+    overall = overall.sort_by([("period", "ascending"), ("series_id", "ascending")])
+    service = (
+        overall["service_level"][0].as_py() if "service_level" in overall.column_names else None
+    )
+    levels = quantile_levels(service)
+    values = np.column_stack(
         [
-            ("series_id", "count"),
-            ("item_code", "count_distinct"),
-            ("mean", "sum"),
-            ("p50", "sum"),
-            ("p90", "sum"),
+            np.asarray(pc.fill_null(overall[c], np.nan).to_numpy(zero_copy_only=False), np.float64)
+            for c, _ in levels
         ]
     )
-    table = pa.table(
-        {
-            "period": grouped["period"],
-            "series": pc.cast(grouped["series_id_count"], pa.int64()),
-            "items": pc.cast(grouped["item_code_count_distinct"], pa.int64()),
-            "mean": grouped["mean_sum"],
-            "p50": grouped["p50_sum"],
-            "p90": grouped["p90_sum"],
-        },
+    level_values = np.array([level for _, level in levels])
+    means = np.asarray(
+        pc.fill_null(overall["mean"], 0.0).to_numpy(zero_copy_only=False), np.float64
+    )
+    days = day_numbers(overall["period"])
+    items = overall["item_code"].to_numpy(zero_copy_only=False)
+    starts = np.flatnonzero(np.r_[True, days[1:] != days[:-1]])
+    ends = np.r_[starts[1:], len(days)]
+    rows = []
+    for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
+        block = values[a:b]
+        known = ~np.isnan(block).any(axis=1)  # the forecaster never writes null quantiles
+        quantiles = totals.total_quantiles(
+            block[known], level_values, SUMMARY_LEVELS, samples=samples, seed=[seed, int(days[a])]
+        )
+        rows.append(
+            (int(days[a]), b - a, len(set(items[a:b])), float(means[a:b].sum()), *quantiles)
+        )
+    columns = list(zip(*rows, strict=True))
+    return pa.table(
+        [
+            pa.array(np.asarray(columns[0], np.int32), pa.date32()),
+            *(
+                pa.array(c, field.type)
+                for c, field in zip(columns[1:], list(SUMMARY_SCHEMA)[1:], strict=True)
+            ),
+        ],
         schema=SUMMARY_SCHEMA,
     )
-    return table.sort_by("period")
+
+
+def between(table: pa.Table, column: str, date_from: date | None, date_to: date | None) -> pa.Table:
+    """Rows with `column` in [date_from, date_to] (either bound optional)."""
+    if date_from is not None:
+        table = table.filter(pc.greater_equal(table[column], date_from))
+    if date_to is not None:
+        table = table.filter(pc.less_equal(table[column], date_to))
+    return table
 
 
 ALERT_ORDER = {"critical": 0, "attention": 1, "monitor": 2, "ok": 3}
@@ -402,22 +446,83 @@ def alerts(policy: pa.Table, items: pa.Table | None, levels: Sequence[str]) -> p
     )
 
 
+CALIBRATION_TOLERANCE = 0.03  # a level is calibrated within this many points (issue 12)
+MEAN_METRICS = ("mase", "wape", "bias")  # per series, averaged over a group's series
+CALIBRATION_LEVELS = (*QUANTILE_COLUMNS, "p_service")  # what the forecaster counts
+
+
+def calibration_columns(level: str) -> tuple[str, str, str]:
+    return f"share_below_{level}", f"share_at_or_below_{level}", f"calibrated_{level}"
+
+
 ACCURACY_SCHEMA = pa.schema(
     [
         ("group", pa.string()),
         ("series", pa.int64()),
+        ("cells", pa.int64()),
         ("mase", pa.float64()),
         ("wql", pa.float64()),
         ("wape", pa.float64()),
         ("bias", pa.float64()),
-        ("coverage_80", pa.float64()),
+        ("quantile_loss", pa.float64()),
+        ("actual_total", pa.float64()),
+        *(
+            (name, pa.bool_() if name.startswith("calibrated") else pa.float64())
+            for level in CALIBRATION_LEVELS
+            for name in calibration_columns(level)
+        ),
     ]
 )
-METRICS = ("mase", "wql", "wape", "bias", "coverage_80")
 
 
-def accuracy(accuracy_rows: pa.Table, items: pa.Table | None, by: str) -> pa.Table:
-    """Backtest metrics of the selected model of each series, averaged per group."""
+def _recorded(rows: pa.Table, names: Sequence[str]) -> bool:
+    """Whether the columns exist and hold values (a table that gained them by a schema merge
+    holds nulls in rows written before)."""
+    present = set(rows.column_names)
+    return all(n in present and rows[n].null_count < rows.num_rows for n in names)
+
+
+def has_pooled_loss(accuracy_rows: pa.Table) -> bool:
+    """Whether the run recorded Σ quantile loss and Σ|actual| per series (runs written
+    before issue 12 did not: their WQL cannot be pooled)."""
+    return _recorded(accuracy_rows, ("quantile_loss", "actual_total"))
+
+
+def has_calibration(accuracy_rows: pa.Table) -> bool:
+    """Whether the run recorded the calibration counts (cells, below_*, at_or_below_*)."""
+    counts = [
+        f"{kind}_{level}" for level in CALIBRATION_LEVELS for kind in ("below", "at_or_below")
+    ]
+    return _recorded(accuracy_rows, ("cells", *counts))
+
+
+def _numbers(column: pa.ChunkedArray) -> np.ndarray:
+    """A numeric column as float64, null and NaN as 0 (a series without backtest cells)."""
+    values = np.asarray(column.to_numpy(zero_copy_only=False), np.float64)
+    return np.nan_to_num(values, nan=0.0)
+
+
+def _ratio(top: np.ndarray, bottom: np.ndarray) -> list[float | None]:
+    return [float(t / b) if b > 0 else None for t, b in zip(top, bottom, strict=True)]
+
+
+def accuracy(
+    accuracy_rows: pa.Table,
+    items: pa.Table | None,
+    by: str | None,
+    service_level: float | None = None,
+) -> pa.Table:
+    """Backtest accuracy of the selected model of each series, per group (`by`: a column,
+    "family", or None: one group of every series).
+
+    - MASE, WAPE, bias: means over the group's series (NaN, no usable backtest, skipped);
+    - WQL pooled as the README defines it: Σ quantile_loss / Σ actual_total over the group's
+      series (quantiles 0.1..0.9); null for runs that did not record those sums;
+    - calibration of each served level τ (p10..p90, and p_service at `service_level`):
+      share_below = Σ below / Σ cells, share_at_or_below = Σ at_or_below / Σ cells, and
+      calibrated when share_below − 0.03 <= τ <= share_at_or_below + 0.03; null for runs
+      that did not record the counts.
+    """
     chosen = accuracy_rows.filter(accuracy_rows["selected"])
     if by == "family":
         families = (
@@ -428,28 +533,98 @@ def accuracy(accuracy_rows: pa.Table, items: pa.Table | None, by: str) -> pa.Tab
             )
         )
         chosen = chosen.join(families, "item_code", join_type="left outer")
-        column = "item_family"
+        keys = chosen["item_family"]
+    elif by is None:
+        keys = pa.chunked_array([pa.array([None] * chosen.num_rows, pa.string())])
     else:
-        column = by
+        keys = chosen[by]
     if chosen.num_rows == 0:
         return ACCURACY_SCHEMA.empty_table()
-    # NaN (a series with no usable backtest) would poison the means; nulls are skipped.
-    cleaned = {
-        m: pc.if_else(pc.is_nan(chosen[m]), pa.scalar(None, pa.float64()), chosen[m])
-        for m in METRICS
+    keys = pc.cast(keys, pa.string())
+    groups = pc.unique(keys)
+    index = np.asarray(pc.index_in(keys, groups).to_numpy(zero_copy_only=False), np.int64)
+    width = len(groups)
+
+    def total(values: np.ndarray) -> np.ndarray:
+        return np.bincount(index, weights=values, minlength=width)
+
+    def mean(column: pa.ChunkedArray) -> list[float | None]:
+        values = np.asarray(column.to_numpy(zero_copy_only=False), np.float64)
+        usable = ~np.isnan(values)
+        return _ratio(total(np.where(usable, values, 0.0)), total(usable.astype(np.float64)))
+
+    columns: dict[str, Any] = {
+        "group": groups,
+        "series": np.bincount(index, minlength=width).astype(np.int64),
+        "cells": [None] * width,
+        **{m: mean(chosen[m]) for m in MEAN_METRICS},
+        "wql": [None] * width,
+        "quantile_loss": [None] * width,
+        "actual_total": [None] * width,
     }
-    table = pa.table({"group": chosen[column], "series_id": chosen["series_id"], **cleaned})
-    grouped = table.group_by("group").aggregate(
-        [("series_id", "count"), *((m, "mean") for m in METRICS)]
-    )
-    return pa.table(
+    if has_pooled_loss(chosen):
+        loss, actual = (
+            total(_numbers(chosen["quantile_loss"])),
+            total(_numbers(chosen["actual_total"])),
+        )
+        columns.update(wql=_ratio(loss, actual), quantile_loss=loss, actual_total=actual)
+    calibrated = has_calibration(chosen)
+    cells = total(_numbers(chosen["cells"])) if calibrated else None
+    if cells is not None:
+        columns["cells"] = np.rint(cells).astype(np.int64)
+    levels = dict(BASE_LEVELS)
+    for level in CALIBRATION_LEVELS:
+        below_name, at_name, flag_name = calibration_columns(level)
+        tau = service_level if level == "p_service" else levels[level]
+        if cells is None or tau is None:
+            columns[below_name] = columns[at_name] = columns[flag_name] = [None] * width
+            continue
+        below = _ratio(total(_numbers(chosen[f"below_{level}"])), cells)
+        at = _ratio(total(_numbers(chosen[f"at_or_below_{level}"])), cells)
+        columns[below_name], columns[at_name] = below, at
+        columns[flag_name] = [
+            None if b is None or a is None else is_calibrated(tau, b, a)
+            for b, a in zip(below, at, strict=True)
+        ]
+    table = pa.table(
         {
-            "group": grouped["group"],
-            "series": pc.cast(grouped["series_id_count"], pa.int64()),
-            **{m: grouped[f"{m}_mean"] for m in METRICS},
+            name: pa.array(columns[name], ACCURACY_SCHEMA.field(name).type)
+            for name in ACCURACY_SCHEMA.names
         },
         schema=ACCURACY_SCHEMA,
-    ).sort_by([("series", "descending"), ("group", "ascending")])
+    )
+    return table.sort_by([("series", "descending"), ("group", "ascending")])
+
+
+def accuracy_records(table: pa.Table, service_level: float | None) -> list[dict[str, Any]]:
+    """The rows of `accuracy` as JSON groups: the calibration columns as a list per level
+    (empty when the run recorded no counts)."""
+    taus = {**dict(BASE_LEVELS), "p_service": service_level}
+    groups = []
+    for row in records(table):
+        calibration = []
+        for level in CALIBRATION_LEVELS:
+            below, at, flag = (row.pop(name) for name in calibration_columns(level))
+            if taus[level] is not None and below is not None:
+                calibration.append(
+                    {
+                        "level": level,
+                        "tau": taus[level],
+                        "share_below": below,
+                        "share_at_or_below": at,
+                        "calibrated": flag,
+                    }
+                )
+        row.pop("quantile_loss")
+        row.pop("actual_total")
+        groups.append({**row, "calibration": calibration})
+    return groups
+
+
+def is_calibrated(tau: float, share_below: float, share_at_or_below: float) -> bool:
+    """share(y < q) <= τ <= share(y <= q), within `CALIBRATION_TOLERANCE` (and float noise)."""
+    slack = CALIBRATION_TOLERANCE + 1e-9
+    return share_below - slack <= tau <= share_at_or_below + slack
 
 
 def latest_build_results(results: pa.Table) -> tuple[str | None, pa.Table]:

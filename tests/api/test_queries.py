@@ -140,6 +140,8 @@ def test_alerts_order_by_level_then_cover():
 
 
 def test_accuracy_ignores_nan_and_unselected_models():
+    """A run written before issue 12 (no pooled sums, no counts): means over series where
+    they are defined, WQL and calibration n/a."""
     rows = pa.table(
         {
             "series_id": ["A", "A", "B", "C"],
@@ -147,9 +149,12 @@ def test_accuracy_ignores_nan_and_unselected_models():
             "model": ["TSB", "Zero", "TSB", "TSB"],
             "demand_class": ["lumpy", "lumpy", "lumpy", "smooth"],
             "selected": [True, False, True, True],
-            **{m: [1.0, 100.0, float("nan"), 3.0] for m in queries.METRICS},
+            **{m: [1.0, 100.0, float("nan"), 3.0] for m in ("mase", "wql", "wape", "bias")},
+            "coverage_80": [0.8, 0.1, 0.9, 0.7],
         }
     )
-    groups = {g["group"]: g for g in queries.accuracy(rows, None, "demand_class").to_pylist()}
+    groups = {g["group"]: g for g in queries.accuracy(rows, None, "demand_class", 0.95).to_pylist()}
     assert groups["lumpy"]["series"] == 2 and groups["lumpy"]["mase"] == 1.0
     assert groups["smooth"]["mase"] == 3.0
+    assert groups["lumpy"]["wql"] is None  # the old per-series WQL averaged 0.1..0.95
+    assert groups["lumpy"]["share_below_p10"] is None and groups["lumpy"]["calibrated_p90"] is None

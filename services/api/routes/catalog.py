@@ -4,7 +4,7 @@ import json
 import re
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -19,6 +19,7 @@ from services.api.answers import (
     Format,
     View,
     last_run,
+    run_json,
     version_of,
 )
 from services.api.feed import EventFeed
@@ -27,6 +28,35 @@ from services.api.problems import ApiProblem
 from shared.manifests import commit_info
 
 BUILD_ID = re.compile(r"^[0-9a-f]{8,64}$")
+
+
+def forecast_run(run: dict[str, Any]) -> models.ForecastRun:
+    """A gold.forecast_runs row as the status shows it; the operator figures (stage times,
+    series by class, failures by model, the gold build read) are None on runs older than
+    those columns."""
+    return models.ForecastRun(
+        run_id=run["run_id"],
+        finished_at=run["finished_at"],
+        duration_seconds=run.get("duration_seconds"),
+        series=run.get("series"),
+        items_with_policy=run.get("items_with_policy"),
+        selected_models=run_json(run, "selected_models") or {},
+        gold_build_id=run.get("gold_build_id"),
+        stage_seconds=numbers(run_json(run, "stage_seconds")),
+        series_by_class=numbers(run_json(run, "series_by_class")),
+        failures_by_model=numbers(run_json(run, "failures_by_model")),
+    )
+
+
+def numbers(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The numeric entries of a JSON object (anything else in it is not shown)."""
+    if value is None:
+        return None
+    return {
+        str(k): v
+        for k, v in value.items()
+        if isinstance(v, int | float) and not isinstance(v, bool)
+    }
 
 
 def router(answers: Answers, feed: EventFeed | None, quarantine_dir: Path | None) -> APIRouter:
@@ -209,7 +239,9 @@ def router(answers: Answers, feed: EventFeed | None, quarantine_dir: Path | None
 
     @api.get("/status", response_model=models.Status, tags=["catalog"])
     def status(view: View) -> models.Status:
-        """Pipeline status for the dashboard: versions, last build and last forecast run."""
+        """Pipeline status for the dashboard: versions, last build and last forecast run, with
+        the run's operator figures (wall time per stage, series by demand class, failed fits
+        by model, the chosen-model mix, the gold build it read) where the run recorded them."""
         run = last_run(view)
         builds = view.table(GOLD_BUILDS)
         last_build_at = None
@@ -218,16 +250,7 @@ def router(answers: Answers, feed: EventFeed | None, quarantine_dir: Path | None
         return models.Status(
             build_id=view.pin.build_id,
             last_build_at=last_build_at,
-            last_forecast_run=models.ForecastRun(
-                run_id=run["run_id"],
-                finished_at=run["finished_at"],
-                duration_seconds=run.get("duration_seconds"),
-                series=run.get("series"),
-                items_with_policy=run.get("items_with_policy"),
-                selected_models=json.loads(run.get("selected_models") or "{}"),
-            )
-            if run
-            else None,
+            last_forecast_run=forecast_run(run) if run else None,
             versions=dict(view.pin.versions),
             checked_at=state.last_checked,
             storage_error=state.storage_problem,

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 
-from services.api import models, queries
+from services.api import models, queries, totals
 from services.api.answers import (
     Answers,
     AsOf,
@@ -26,6 +26,15 @@ from services.api.answers import (
 from services.api.problems import ApiProblem
 
 HISTORY_PERIODS = 52  # periods of actuals shown before a forecast starts
+SUMMARY_METHOD = (
+    f"Monte-Carlo, {totals.SAMPLES} draws of the total per period: each item-level series is "
+    "drawn from the distribution its stored quantiles describe (the inverse CDF linear between "
+    "p10..p90 and the service-level quantile, continued linearly below p10 down to 0 at most, "
+    "an exponential tail above the highest quantile; its mean can differ from the model's "
+    "mean by about 1 %), items independently of each other; "
+    "correlated demand (a shared project, fleet or season) makes the real total's spread wider. "
+    "Draws are seeded with a constant and the period: the same forecasts give the same numbers."
+)
 
 
 def router(answers: Answers) -> APIRouter:
@@ -186,7 +195,14 @@ def router(answers: Answers) -> APIRouter:
         tag = view.etag if as_of_version is None else f"{view.etag}-fact_forecast@{as_of_version}"
         return serve(request, view, tag, build, fmt=format, version=loaded.version)
 
-    @api.get("/forecasts/summary", response_model=models.ForecastSummary, tags=["forecasts"])
+    @api.get(
+        "/forecasts/summary",
+        response_model=models.ForecastSummary,
+        tags=["forecasts"],
+        description="The total forecast over all items per period (item-level series): its "
+        "mean (the sum of the series' means) and its p10, p50 and p90, quantiles of the total "
+        "(not sums of the items' quantiles). " + SUMMARY_METHOD,
+    )
     def forecast_summary(
         request: Request,
         view: View,
@@ -195,7 +211,6 @@ def router(answers: Answers) -> APIRouter:
         format: Format = "json",
         as_of_version: AsOf = None,
     ) -> Response:
-        """Forecast totals per period over all items (item-level series)."""
         answers.check_range(date_from, date_to)
         loaded = table(view, "fact_forecast", as_of_version)
         if as_of_version is None:
@@ -207,11 +222,19 @@ def router(answers: Answers) -> APIRouter:
         def build() -> pa.Table:
             if loaded is None:
                 return queries.SUMMARY_SCHEMA.empty_table()
-            return queries.forecast_summary(loaded.data, date_from, date_to)
+            # Every period once per table version; a date range is a slice of it.
+            every = view.memo(
+                f"forecast_summary:{loaded.version}", lambda: queries.forecast_summary(loaded.data)
+            )
+            return queries.between(every, "period", date_from, date_to)
 
         def model(rows: pa.Table) -> models.ForecastSummary:
             return models.ForecastSummary(
-                run_id=run_id, periods=queries.records(rows), version=version_of(loaded)
+                run_id=run_id,
+                method=SUMMARY_METHOD,
+                samples=totals.SAMPLES,
+                periods=queries.records(rows),
+                version=version_of(loaded),
             )
 
         return serve_table(

@@ -19,9 +19,25 @@ from services.api.answers import (
     last_run,
     paged,
     rows_or_empty,
+    run_named,
+    run_service_level,
     version_of,
 )
 from services.api.problems import ApiProblem
+
+
+def accuracy_note(rows: pa.Table | None) -> str | None:
+    """Why WQL or calibration are n/a: the run predates the sums and counts they need."""
+    if rows is None or rows.num_rows == 0:
+        return None
+    missing = []
+    if not queries.has_pooled_loss(rows):
+        missing.append("the pooled WQL (Σ quantile loss and Σ|actual| per series)")
+    if not queries.has_calibration(rows):
+        missing.append("calibration (counts of actuals below each quantile)")
+    if not missing:
+        return None
+    return f"This forecast run did not record {' nor '.join(missing)}: shown as n/a."
 
 
 def router(answers: Answers) -> APIRouter:
@@ -110,21 +126,42 @@ def router(answers: Answers) -> APIRouter:
         as_of_version: AsOf = None,
     ) -> Response:
         """Backtest accuracy of the selected model of each series, by demand class, model or
-        item family."""
+        item family, and over all series: MASE, WAPE and bias as means over series; WQL
+        pooled (Σ quantile loss / Σ|actual|, quantiles 0.1..0.9); calibration of each served
+        level (p10..p90 and the service-level quantile): the shares of actuals below and at
+        or below the quantile, calibrated when τ lies between them (±3 points). Runs written
+        before the forecaster recorded the sums and counts show WQL and calibration as n/a
+        (null, `note` says so)."""
         loaded = table(view, "forecast_accuracy", as_of_version)
         items = view.table("dim_item")
-        run = last_run(view)
+        rows = rows_or_empty(loaded)
+        if as_of_version is None or rows is None or rows.num_rows == 0:
+            run = last_run(view)
+        else:  # a version of the table holds one run's rows
+            run = run_named(view, rows["run_id"][0].as_py())
+        service_level = run_service_level(run)
 
         def build() -> pa.Table:
-            if loaded is None:
+            if rows is None:
                 return queries.ACCURACY_SCHEMA.empty_table()
-            return queries.accuracy(loaded.data, rows_or_empty(items), by)
+            return queries.accuracy(rows, rows_or_empty(items), by, service_level)
 
-        def model(rows: pa.Table) -> models.ForecastAccuracy:
+        def model(groups: pa.Table) -> models.ForecastAccuracy:
+            overall = (
+                queries.accuracy_records(
+                    queries.accuracy(rows, None, None, service_level), service_level
+                )
+                if rows is not None and rows.num_rows
+                else []
+            )
             return models.ForecastAccuracy(
                 by=by,  # type: ignore[arg-type]
                 run_id=run["run_id"] if run else None,
-                groups=queries.records(rows),
+                service_level=service_level,
+                tolerance=queries.CALIBRATION_TOLERANCE,
+                note=accuracy_note(rows),
+                overall=overall[0] if overall else None,
+                groups=queries.accuracy_records(groups, service_level),
                 version=version_of(loaded),
             )
 
