@@ -150,12 +150,21 @@ class ForecasterSettings(BaseModel):
         ge=0,
         description="Also forecast item x site where it had demand in this many buckets (0: off).",
     )
+    candidates: str = Field(
+        "",
+        description="Comma-separated candidate models, e.g. adding AutoARIMA,Prophet "
+        "(empty: the default set; see the README).",
+    )
     metrics_port: int = Field(
         9102, ge=0, le=65535, description="Prometheus metrics port of a forecast run (0: off)."
     )
     metrics_host: str = Field(
         "127.0.0.1", description="Address the forecaster's metrics listen on."
     )
+
+    @property
+    def candidate_models(self) -> tuple[str, ...]:
+        return tuple(name.strip() for name in self.candidates.split(",") if name.strip())
 
 
 class ApiSettings(BaseModel):

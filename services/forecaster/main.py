@@ -43,6 +43,7 @@ def options_from(settings: NovaSettings, **overrides: object) -> ForecastOptions
         "jobs": forecaster.jobs,
         "backtest_origins": forecaster.backtest_origins,
         "site_min_nonzero_periods": forecaster.site_min_nonzero_periods,
+        "candidates": forecaster.candidate_models or None,
     }
     values.update({k: v for k, v in overrides.items() if v is not None})
     return ForecastOptions(**values)  # type: ignore[arg-type]

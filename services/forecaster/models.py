@@ -81,6 +81,11 @@ STATSFORECAST_MODELS = (
 )
 LOCAL_MODELS = (*STATSFORECAST_MODELS, "Prophet")
 ALL_MODELS = (*PANEL_MODELS, *LOCAL_MODELS)
+# What a run backtests unless told otherwise. AutoARIMA and Prophet cost 1-2 s per fit here
+# and won no series of the car-parts panel even where they may run (README, "Which candidates
+# run where"); they stay available by name (`NOVA_FORECASTER__CANDIDATES`).
+OPT_IN_MODELS = ("AutoARIMA", "Prophet")
+DEFAULT_CANDIDATES = tuple(m for m in ALL_MODELS if m not in OPT_IN_MODELS)
 # Per-series fits that cost 10-300x a Croston fit (AutoETS ~7 ms, AutoTheta ~2 ms, AutoARIMA
 # ~190 ms, Prophet ~65 ms per monthly fit here, against ~0.1 ms): they are candidates only for
 # the series where they won backtests, smooth or erratic demand (a part requested in most
@@ -746,18 +751,45 @@ def _chunks(work: list[_SeriesWork], jobs: int) -> Iterator[list[_SeriesWork]]:
         yield chunk
 
 
+class _Workers:
+    """The run's worker processes, started on first use and shared by the backtest and the
+    final fits: a worker's start costs seconds (statsforecast imports statsmodels and compiles
+    with numba), paid once per run instead of once per stage."""
+
+    def __init__(self, jobs: int) -> None:
+        self.jobs = jobs
+        self._pool: ProcessPoolExecutor | None = None
+
+    def pool(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            methods = multiprocessing.get_all_start_methods()
+            # Never fork: the runner may hold threads (event loop, clients) that fork would
+            # copy mid-lock.
+            context = multiprocessing.get_context(
+                "forkserver" if "forkserver" in methods else "spawn"
+            )
+            self._pool = ProcessPoolExecutor(max_workers=self.jobs, mp_context=context)
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+
+
 def _run_local(
     work: list[_SeriesWork],
     params: _LocalParams,
-    jobs: int,
+    workers: _Workers,
     on_chunk: Callable[[int], None] | None = None,
 ) -> dict[tuple[int, str, int], FloatArray | None]:
-    """Point forecasts of every task; in `jobs` processes when jobs > 1.
+    """Point forecasts of every task; in the worker processes when there are several.
 
-    Results do not depend on `jobs`: every task is a pure function of its series.
+    Results do not depend on the number of workers: every task is a pure function of its
+    series.
     """
     results: dict[tuple[int, str, int], FloatArray | None] = {}
-    chunks = list(_chunks([w for w in work if w.tasks], jobs))
+    chunks = list(_chunks([w for w in work if w.tasks], workers.jobs))
     if not chunks:
         return results
 
@@ -767,17 +799,14 @@ def _run_local(
         if on_chunk is not None:
             on_chunk(len(chunk))
 
-    if jobs <= 1 or len(chunks) == 1:
+    if workers.jobs <= 1 or len(chunks) == 1:
         for chunk in chunks:
             collect(chunk, _run_chunk(chunk, params))
         return results
-    methods = multiprocessing.get_all_start_methods()
-    # Never fork: the runner may hold threads (event loop, clients) that fork would copy mid-lock.
-    context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-    with ProcessPoolExecutor(max_workers=min(jobs, len(chunks)), mp_context=context) as pool:
-        futures = [pool.submit(_run_chunk, chunk, params) for chunk in chunks]
-        for chunk, future in zip(chunks, futures, strict=True):
-            collect(chunk, future.result())
+    pool = workers.pool()
+    futures = [pool.submit(_run_chunk, chunk, params) for chunk in chunks]
+    for chunk, future in zip(chunks, futures, strict=True):
+        collect(chunk, future.result())
     return results
 
 
@@ -941,7 +970,7 @@ def _backtest(
     levels: FloatArray,
     config: ModelConfig,
     params: _LocalParams,
-    jobs: int,
+    workers: _Workers,
     progress: ProgressCallback | None,
 ) -> _Scores:
     """Every candidate at every origin; scores per (series, model)."""
@@ -1017,7 +1046,7 @@ def _backtest(
         if progress is not None:
             progress(done, n)
 
-    results = _run_local(work, params, jobs, advance)
+    results = _run_local(work, params, workers, advance)
     for name in local:
         m = names.index(name)
         means = np.full((n, origins, horizon), np.nan)
@@ -1044,7 +1073,7 @@ def _final_forecasts(
     levels: FloatArray,
     config: ModelConfig,
     params: _LocalParams,
-    jobs: int,
+    workers: _Workers,
 ) -> tuple[_Distribution, list[str]]:
     """Each series' chosen model fitted on its whole history.
 
@@ -1064,7 +1093,7 @@ def _final_forecasts(
         for i in range(n)
         if chosen[i] in LOCAL_MODELS
     ]
-    results = _run_local(work, params, jobs)
+    results = _run_local(work, params, workers)
     if work:
         means = np.full((n, horizon), np.nan)
         for item in work:
@@ -1193,19 +1222,14 @@ def forecast_panel(
     )
     params = _LocalParams(horizon, season_length, freq, config.tsb_alpha_d, config.tsb_alpha_p)
     began = time.perf_counter()
-    scores = _backtest(panel, plan, names, classes, levels, config, params, jobs, progress)
-    backtested = time.perf_counter()
-    index = select_models(
-        scores.values["loss"],
-        scores.demand,
-        classes,
-        names,
-        prior_weight=config.selection_prior,
-    )
-    fallback = fallback_model(names)
-    chosen = [names[k] if k >= 0 else fallback for k in index.tolist()]
-    selected = time.perf_counter()
-    dist, used = _final_forecasts(panel, chosen, names, levels, config, params, jobs)
+    workers = _Workers(jobs)
+    try:
+        scores = _backtest(panel, plan, names, classes, levels, config, params, workers, progress)
+        backtested = time.perf_counter()
+        chosen, selected = _select(scores, classes, names, config)
+        dist, used = _final_forecasts(panel, chosen, names, levels, config, params, workers)
+    finally:
+        workers.close()
     if progress is not None:
         progress(n, n)
     accuracy = _accuracy_frame(panel, scores, names, classes, used, levels)
@@ -1225,6 +1249,21 @@ def forecast_panel(
         },
     }
     return ForecastResult(_forecast_frame(panel, dist, used, levels, freq), accuracy, stats)
+
+
+def _select(
+    scores: _Scores, classes: list[str], names: tuple[str, ...], config: ModelConfig
+) -> tuple[list[str], float]:
+    """The model chosen per series (the fallback where no backtest exists), and when."""
+    index = select_models(
+        scores.values["loss"],
+        scores.demand,
+        classes,
+        names,
+        prior_weight=config.selection_prior,
+    )
+    fallback = fallback_model(names)
+    return [names[k] if k >= 0 else fallback for k in index.tolist()], time.perf_counter()
 
 
 def _accuracy_frame(
@@ -1303,5 +1342,9 @@ def forecast_candidate(
             for i in range(n)
         ]
     params = _LocalParams(horizon, season_length, freq, config.tsb_alpha_d, config.tsb_alpha_p)
-    dist, used = _final_forecasts(panel, chosen, names, levels, config, params, _resolve_jobs(jobs))
+    workers = _Workers(_resolve_jobs(jobs))
+    try:
+        dist, used = _final_forecasts(panel, chosen, names, levels, config, params, workers)
+    finally:
+        workers.close()
     return _forecast_frame(panel, dist, used, levels, freq)

@@ -69,13 +69,11 @@ class ForecastOptions:
 
     @property
     def models(self) -> tuple[str, ...]:
-        """The candidates to backtest. AutoARIMA is left out of weekly runs by default: it is by
-        far the slowest fit on weekly series and was selected for 7 of 699 weekly demo series."""
-        from services.forecaster.models import ALL_MODELS
+        """The candidates to backtest: `candidates`, else the default set (`DEFAULT_CANDIDATES`:
+        every model but the opt-in AutoARIMA and Prophet)."""
+        from services.forecaster.models import DEFAULT_CANDIDATES
 
-        if self.candidates:
-            return self.candidates
-        return tuple(m for m in ALL_MODELS if not (self.bucket == "week" and m == "AutoARIMA"))
+        return self.candidates or DEFAULT_CANDIDATES
 
     @property
     def quantiles(self) -> tuple[float, ...]:
