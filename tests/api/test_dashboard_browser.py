@@ -10,6 +10,7 @@ The page marks what it drew: `data-rendered` and `data-points` on each chart, an
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -24,6 +25,9 @@ from urllib.parse import quote
 import httpx
 import pytest
 
+from shared.settings import NovaSettings
+from shared.storage import Lake
+from tests.api.runs import gold, publish_run, with_counts
 from tests.conftest import REPO_ROOT, free_port
 
 CHROMIUM = next(
@@ -264,6 +268,21 @@ def test_overview_shows_status_alerts_and_accuracy(browser, api, tmp_path):
     table_text = dom.by_id("accuracy").text()
     for group in accuracy["groups"]:
         assert str(group["group"]) in table_text
+    assert "coverage" not in table_text.lower()
+    # calibration of the run's quantiles, or why it is n/a
+    calibration = accuracy["overall"]["calibration"]
+    chart = dom.by_id("calibration-chart")
+    if calibration:
+        assert int(chart.attrs["data-points"]) == len(calibration)
+        assert len(dom.by_id("calibration").find("tr", data_level="*")) == len(calibration)
+    else:
+        assert chart.attrs.get("data-rendered") == "false" and "n/a" in chart.text()
+        assert accuracy["note"] and "n/a" in dom.by_id("accuracy").text()
+    # the forecast run's figures: the chosen-model mix at least
+    models = dom.by_id("run-models").find("tr", data_key="*")
+    assert {r.attrs["data-key"] for r in models} == set(
+        status["last_forecast_run"]["selected_models"]
+    )
 
 
 def test_item_page_draws_demand_forecast_fan_and_reorder_point(browser, api, tmp_path):
@@ -291,7 +310,58 @@ def test_item_page_draws_demand_forecast_fan_and_reorder_point(browser, api, tmp
     assert "reorder point" in fan.text()
     per_bucket = policy["reorder_point"] / policy["lead_time_mean_days"] * BUCKET_DAYS[bucket]
     assert float(fan.attrs["data-reorder-per-bucket"]) == pytest.approx(per_bucket)
-    assert "Reorder point" in dom.by_id("forecast-caption").text()
+    # what the reorder point promises, at the run's service level, beside the line
+    level = f"{policy['service_level'] * 100:g} %"
+    promise = (
+        f"Reorder point ({level}): order when stock on hand plus on order falls to this level; "
+        f"in {level} of replenishment cycles the order arrives before the shelf runs out, given "
+        "this part's demand history and lead times."
+    )
+    assert promise in dom.by_id("forecast-caption").text()
+    assert promise in dom.by_id("demand-caption").text()
+
+
+def test_overview_shows_calibration_and_the_runs_operator_figures(browser, gold_var, tmp_path):
+    """A run that recorded the counts and the operator figures (written here, as the
+    forecaster writes them since issue 12)."""
+    lake = Lake.from_settings(NovaSettings(var_dir=gold_var).storage)
+    stages = {"read": 1.25, "backtest": 30.5, "select": 0.5, "final_fit": 4.0, "policy": 2.0,
+              "commit": 0.75}  # fmt: skip
+    publish_run(
+        lake,
+        with_counts(gold(lake, "forecast_accuracy"), seed=9),
+        gold_build_id="feedc0de" * 4,
+        stage_seconds=json.dumps(stages),
+        series_by_class=json.dumps({"smooth": 4, "lumpy": 20}),
+        failures_by_model=json.dumps({"AutoETS": 3}),
+    )
+    process, url = start_api(gold_var, tmp_path / "api.log")
+    try:
+        accuracy = httpx.get(f"{url}/api/v1/kpis/forecast-accuracy").json()
+        dom = render(browser, f"{url}/", "overview-calibration.png", tmp_path / "profile")
+    finally:
+        stop(process)
+    no_error(dom)
+    calibration = accuracy["overall"]["calibration"]
+    assert len(calibration) == 10
+    chart = dom.by_id("calibration-chart")
+    assert int(chart.attrs["data-points"]) == 10
+    spans = {n.attrs["data-level"]: n.attrs["class"] for n in chart.find("line", data_level="*")}
+    rows = {
+        r.attrs["data-level"]: r.text() for r in dom.by_id("calibration").find("tr", data_level="*")
+    }
+    for c in calibration:
+        assert spans[c["level"]] == f"cal-span {'ok' if c['calibrated'] else 'off'}"
+        assert rows[c["level"]].split()[-1] == ("yes" if c["calibrated"] else "no")
+    ok = sum(c["calibrated"] for c in calibration)
+    assert f"{ok} of 10" in dom.by_id("accuracy").text()
+    stage_rows = [r.attrs["data-key"] for r in dom.by_id("run-stages").find("tr", data_key="*")]
+    assert stage_rows == list(stages)  # in pipeline order
+    assert "30.5 s" in dom.by_id("run-stages").text()
+    classes = dom.by_id("run-classes").find("tr", data_key="*")
+    assert [r.attrs["data-key"] for r in classes] == ["lumpy", "smooth"]  # most series first
+    assert dom.by_id("run-failures").find("tr", data_key="AutoETS")
+    assert "feedc0de" in dom.by_id("status-stats").text()
 
 
 def test_item_without_forecast_or_policy_shows_a_message(browser, api, tmp_path):

@@ -59,6 +59,10 @@
     return value === null || value === undefined ? "–" : `${num(value * 100, 0)}%`;
   }
 
+  function pct1(value) {
+    return value === null || value === undefined ? "–" : `${num(value * 100, 1)}%`;
+  }
+
   function dateTime(value) {
     if (!value) return "–";
     const d = new Date(value);
@@ -393,7 +397,7 @@
     }
     const panels = [
       { key: "mase", title: "MASE (lower is better)", ref: 1, refLabel: "naive = 1", fmt: (v) => num(v, 2) },
-      { key: "coverage_80", title: "p10–p90 coverage", ref: 0.8, refLabel: "target 80%", fmt: pct },
+      { key: "wql", title: "WQL, pooled (lower is better)", ref: 1, refLabel: "zero forecast = 1", fmt: (v) => num(v, 2) },
     ];
     const W = 460;
     const labelW = 110;
@@ -436,6 +440,82 @@
     markRendered(container, bars);
   }
 
+  /** τ against the shares of actuals below and at or below each served quantile: a level
+   * is calibrated when its vertical span (share below … share at or below) reaches the
+   * diagonal, give or take the tolerance (the shaded band). */
+  function drawCalibrationChart(container, calibration, tolerance) {
+    if (!calibration.length) {
+      markEmpty(container, "Calibration n/a: this forecast run did not record it.");
+      return;
+    }
+    const W = 460;
+    const H = 320;
+    const m = { left: 44, right: 14, top: 24, bottom: 40 };
+    const x = (v) => m.left + v * (W - m.left - m.right);
+    const y = (v) => H - m.bottom - v * (H - m.top - m.bottom);
+    const svgNS = "http://www.w3.org/2000/svg";
+    const svg = document.createElementNS(svgNS, "svg");
+    svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
+    svg.setAttribute("role", "img");
+    svg.setAttribute("aria-label", "Calibration: quantile level against the shares of actuals below it");
+    const el = (tag, attrs, text) => {
+      const node = document.createElementNS(svgNS, tag);
+      for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+      if (text !== undefined) node.textContent = text;
+      svg.append(node);
+      return node;
+    };
+    el("text", { x: 0, y: 14, class: "svg-title" }, "Share of actuals below q (span: < q … ≤ q) against τ");
+    const band = [[0, tolerance], [1 - tolerance, 1], [1, 1], [1, 1 - tolerance], [tolerance, 0], [0, 0]]
+      .map(([a, b]) => `${x(a)},${y(b)}`).join(" ");
+    el("polygon", { points: band, class: "cal-band" });
+    el("line", { x1: x(0), y1: y(0), x2: x(1), y2: y(1), class: "cal-diagonal" });
+    for (const v of [0, 0.5, 1]) {
+      el("line", { x1: x(v), y1: y(0), x2: x(v), y2: y(0) + 4, class: "cal-axis" });
+      el("text", { x: x(v), y: y(0) + 16, "text-anchor": "middle", class: "svg-value" }, num(v, 1));
+      el("line", { x1: x(0) - 4, y1: y(v), x2: x(0), y2: y(v), class: "cal-axis" });
+      el("text", { x: x(0) - 7, y: y(v) + 4, "text-anchor": "end", class: "svg-value" }, pct(v));
+    }
+    el("line", { x1: x(0), y1: y(0), x2: x(1), y2: y(0), class: "cal-axis" });
+    el("line", { x1: x(0), y1: y(0), x2: x(0), y2: y(1), class: "cal-axis" });
+    el("text", { x: x(0.5), y: H - 6, "text-anchor": "middle", class: "svg-label" }, "quantile level τ");
+    let spans = 0;
+    for (const c of calibration) {
+      if (c.share_below === null || c.share_at_or_below === null) continue;
+      const top = y(c.share_at_or_below);
+      const bottom = y(c.share_below);
+      const span = el("line", {
+        x1: x(c.tau), x2: x(c.tau), y1: bottom, y2: Math.min(top, bottom - 2),
+        class: `cal-span ${c.calibrated ? "ok" : "off"}`, "data-level": c.level,
+      });
+      const title = document.createElementNS(svgNS, "title");
+      title.textContent = `${c.level} (τ = ${num(c.tau, 2)}): below ${pct(c.share_below)}, ` +
+        `at or below ${pct(c.share_at_or_below)}, ${c.calibrated ? "calibrated" : "not calibrated"}`;
+      span.append(title);
+      spans += 1;
+    }
+    fill(container, svg);
+    markRendered(container, spans);
+  }
+
+  function calibrationTable(calibration) {
+    return table([["level"], ["τ", "num"], ["share below q", "num"], ["share at or below q", "num"],
+      ["calibrated"]], calibration.map((c) =>
+      h("tr", { "data-level": c.level },
+        h("td", {}, c.level === "p_service" ? "p_service (service level)" : c.level),
+        h("td", { class: "num" }, num(c.tau, 2)),
+        h("td", { class: "num" }, pct1(c.share_below)),
+        h("td", { class: "num" }, pct1(c.share_at_or_below)),
+        h("td", {}, c.calibrated === null ? "–"
+          : h("span", { class: c.calibrated ? "yes" : "no" }, c.calibrated ? "yes" : "no")))));
+  }
+
+  function calibratedCount(group) {
+    if (!group.calibration || !group.calibration.length) return "n/a";
+    const ok = group.calibration.filter((c) => c.calibrated).length;
+    return `${ok} of ${group.calibration.length}`;
+  }
+
   // --- overview --------------------------------------------------------------------------
 
   function stat(label, value, note, cls = "") {
@@ -459,11 +539,14 @@
         ? stat("Last forecast run", ageOf(run.finished_at),
           `${dateTime(run.finished_at)} · run ${short(run.run_id)} · ${num(run.series, 0)} series` +
           ` · ${num(run.items_with_policy, 0)} items with policy` +
-          (run.duration_seconds !== null ? ` · took ${num(run.duration_seconds, 1)} s` : ""))
+          (run.duration_seconds !== null ? ` · took ${num(run.duration_seconds, 1)} s` : "") +
+          (run.gold_build_id ? ` · read gold build ${short(run.gold_build_id)}` : ""))
         : stat("Last forecast run", "none", "run `nova forecast` to produce forecasts", "warn"));
+      renderRunFigures(run);
       if (s.storage_error) stats.push(stat("Storage", "error", s.storage_error, "bad"));
     } else {
       stats.push(stat("Status", "unavailable", shortText(status.reason), "bad"));
+      fill($("forecast-run"));
     }
     if (ingestions.status === "fulfilled") {
       const g = ingestions.value;
@@ -485,6 +568,48 @@
     else fill($("ingestions"), message(shortText(ingestions.reason), "error"));
     const failed = [status, datasets, ingestions].find((r) => r.status === "rejected");
     if (failed) throw failed.reason;
+  }
+
+  const STAGES = ["read", "backtest", "select", "final_fit", "policy", "commit"];
+
+  /** The last forecast run's operator figures, one small table each; a figure the run did
+   * not record (runs before these were kept) says so. */
+  function renderRunFigures(run) {
+    if (!run) {
+      fill($("forecast-run"));
+      return;
+    }
+    const block = (title, id, rows, headers, missing) => h("div", { id },
+      h("h3", {}, title),
+      rows === null ? message(missing || "Not recorded by this run.", "muted small")
+        : rows.length ? table(headers, rows) : message("none", "muted small"));
+    const pairs = (object, order) => {
+      if (object === null || object === undefined) return null;
+      const keys = Object.keys(object);
+      keys.sort(order || ((a, b) => object[b] - object[a] || a.localeCompare(b)));
+      return keys.map((k) => [k, object[k]]);
+    };
+    const stageOrder = (a, b) => {
+      const rank = (k) => (STAGES.includes(k) ? STAGES.indexOf(k) : STAGES.length);
+      return rank(a) - rank(b) || a.localeCompare(b);
+    };
+    const stages = pairs(run.stage_seconds, stageOrder);
+    const total = stages ? stages.reduce((sum, [, v]) => sum + v, 0) : 0;
+    const countRows = (entries, total_) => entries && entries.map(([k, v]) => h("tr", { "data-key": k },
+      h("td", {}, k), h("td", { class: "num" }, num(v, 0)),
+      h("td", { class: "num" }, total_ ? pct(v / total_) : "–")));
+    const series = run.series || 0;
+    fill($("forecast-run"),
+      block("Stage wall times", "run-stages", stages && stages.map(([k, v]) => h("tr", { "data-key": k },
+        h("td", {}, k.replace("_", " ")), h("td", { class: "num" }, `${num(v, 1)} s`),
+        h("td", { class: "num" }, total ? pct(v / total) : "–"))), [["stage"], ["wall time", "num"], ["share", "num"]]),
+      block("Series by demand class", "run-classes", countRows(pairs(run.series_by_class), series),
+        [["class"], ["series", "num"], ["share", "num"]]),
+      block("Chosen models", "run-models", countRows(pairs(run.selected_models), series),
+        [["model"], ["series", "num"], ["share", "num"]]),
+      block("Failed fits by model", "run-failures", pairs(run.failures_by_model) &&
+        pairs(run.failures_by_model).map(([k, v]) => h("tr", { "data-key": k },
+          h("td", {}, k), h("td", { class: "num" }, num(v, 0)))), [["model"], ["series", "num"]]));
   }
 
   function renderDatasets(catalog) {
@@ -562,16 +687,26 @@
   async function loadAccuracy() {
     const result = await api("/api/v1/kpis/forecast-accuracy?by=demand_class");
     drawAccuracyChart($("accuracy-chart"), result.groups);
+    const overall = result.overall;
+    drawCalibrationChart($("calibration-chart"), overall ? overall.calibration : [], result.tolerance);
     if (!result.groups.length) {
       fill($("accuracy"), message("No backtest results yet: run a forecast first."));
+      fill($("calibration"), message("No backtest results yet."));
       return;
     }
-    fill($("accuracy"), table([["class"], ["series", "num"], ["MASE", "num"], ["WQL", "num"],
-      ["WAPE", "num"], ["bias", "num"], ["coverage 80%", "num"]], result.groups.map((g) =>
-      h("tr", {}, h("td", {}, g.group || "(none)"), h("td", { class: "num" }, num(g.series, 0)),
-        h("td", { class: "num" }, num(g.mase, 2)), h("td", { class: "num" }, num(g.wql, 2)),
-        h("td", { class: "num" }, pct(g.wape)), h("td", { class: "num" }, num(g.bias, 2)),
-        h("td", { class: "num" }, pct(g.coverage_80))))));
+    const row = (g, label) => h("tr", { class: label ? "total" : "" },
+      h("td", {}, label || g.group || "(none)"), h("td", { class: "num" }, num(g.series, 0)),
+      h("td", { class: "num" }, num(g.mase, 2)), h("td", { class: "num" }, g.wql === null ? "n/a" : num(g.wql, 3)),
+      h("td", { class: "num" }, pct(g.wape)), h("td", { class: "num" }, num(g.bias, 2)),
+      h("td", { class: "num", title: "served levels (p10…p90, service level) calibrated within 3 points" },
+        calibratedCount(g)));
+    fill($("accuracy"),
+      table([["class"], ["series", "num"], ["MASE", "num"], ["WQL", "num"], ["WAPE", "num"], ["bias", "num"],
+        ["calibrated levels", "num"]], [...result.groups.map((g) => row(g)), ...(overall ? [row(overall, "all series")] : [])]),
+      result.note ? message(result.note, "muted small") : null);
+    fill($("calibration"), overall && overall.calibration.length
+      ? calibrationTable(overall.calibration)
+      : message(result.note || "Calibration n/a for this run.", "muted small"));
   }
 
   function showHome() {
@@ -582,6 +717,7 @@
       section($("alerts"), loadAlerts),
       section($("accuracy"), loadAccuracy).catch((error) => {
         markEmpty($("accuracy-chart"), "Accuracy unavailable.");
+        markEmpty($("calibration-chart"), "Calibration unavailable.");
         throw error;
       }),
     ];
@@ -605,12 +741,20 @@
     return { perBucket: (policy.reorder_point / leadDays) * days, leadDays, days };
   }
 
+  /** What the reorder point promises, at the run's service level (README, "Inventory policy"). */
+  function reorderPromise(policy) {
+    const level = `${num(policy.service_level * 100, 1)} %`;
+    return `Reorder point (${level}): order when stock on hand plus on order falls to this level; ` +
+      `in ${level} of replenishment cycles the order arrives before the shelf runs out, given this ` +
+      "part's demand history and lead times.";
+  }
+
   function reorderCaption(policy, reorder, unit, per, drawn) {
     if (!policy) return "No reorder point: the latest forecast run has no inventory policy for this material.";
-    if (!reorder) return "The reorder point cannot be drawn: the lead time of this material is unknown.";
-    const base = `Reorder point: order when stock on hand falls to ${num(policy.reorder_point, 1)} ${unit}. ` +
-      `That covers demand during the ${num(reorder.leadDays, 1)}-day mean lead time with a ` +
-      `${pct(policy.service_level)} chance of no stock-out (safety stock ${num(policy.safety_stock, 1)} ${unit}).`;
+    const promise = `${reorderPromise(policy)} Here: ${num(policy.reorder_point, 1)} ${unit} ` +
+      `(safety stock ${num(policy.safety_stock, 1)} ${unit}).`;
+    if (!reorder) return `${promise} The line cannot be drawn: the lead time of this material is unknown.`;
+    const base = `${promise} The mean lead time is ${num(reorder.leadDays, 1)} days.`;
     if (!drawn) return `${base} It applies to the material as a whole, so it is drawn on the all-sites series only.`;
     return `${base} To compare it with demand per ${per}, the dashed line shows it as a rate: ` +
       `${num(policy.reorder_point, 1)} ÷ ${num(reorder.leadDays, 1)} days × ${num(reorder.days, 1)} = ` +
@@ -642,7 +786,7 @@
       if (!p) throw new ApiError(404, "No policy", "");
       facts($("item-policy"), [
         ["Alert level", badge(p.alert_level)],
-        ["Reorder point", num(p.reorder_point, 1)],
+        ["Reorder point", h("span", { title: reorderPromise(p) }, num(p.reorder_point, 1))],
         ["Safety stock", num(p.safety_stock, 1)],
         ["Classic reorder point", num(p.classic_reorder_point, 1)],
         ["Service level", pct(p.service_level)],
@@ -668,6 +812,7 @@
     fill($("item-facts"), message("Loading…"));
     fill($("item-policy"), message("Loading…"));
     $("forecast-caption").textContent = "";
+    $("demand-caption").textContent = "";
     $("forecast-meta").textContent = "";
     $("series-picker").hidden = true;
     for (const id of ["demand-chart", "forecast-chart"]) markEmpty($(id), "Loading…");
@@ -696,7 +841,10 @@
     const failures = [];
 
     if (demand.status === "fulfilled") {
-      drawDemandChart($("demand-chart"), demand.value.points, reorderRate(p, "week"), unit);
+      const weekly = reorderRate(p, "week");
+      drawDemandChart($("demand-chart"), demand.value.points, weekly, unit);
+      $("demand-caption").textContent = p && weekly ? `${reorderPromise(p)} The dashed line shows it ` +
+        `per week: ${num(weekly.perBucket, 2)} ${unit}.` : "";
     } else {
       markEmpty($("demand-chart"), shortText(demand.reason));
       failures.push(demand.reason);
