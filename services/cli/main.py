@@ -156,6 +156,12 @@ def _start_and_serve(stack: Stack, guard: StartGuard, *, demo: bool, forecast: b
         + (
             f"  forecast   running in the background ({forecast_run.log_path}); "
             "`nova forecast` runs one on demand\n"
+            + (
+                f"             progress: http://{settings.forecaster.metrics_host}:"
+                f"{settings.forecaster.metrics_port}/metrics while it runs (Prometheus)\n"
+                if settings.forecaster.metrics_port
+                else ""
+            )
             if forecast_run
             else ""
         )
