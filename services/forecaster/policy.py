@@ -722,17 +722,24 @@ def _window_sum_pmfs(model: DemandModel, lengths: Sequence[int]) -> dict[int, np
     """pmf (on the model's grid) of the demand in the n periods after a period with demand,
     for each n in `lengths`: exact, by stepping the two-state chain and convolving lumps."""
     wanted = set(lengths)
+    longest = max(wanted)
+    size = longest * (model.sizes.size - 1) + 1
     result: dict[int, np.ndarray] = {}
-    with_demand, without = np.array([1.0]), np.array([0.0])  # the ordering period had demand
+    # The ordering period had demand. Fixed-size buffers: the sum of n periods needs at most
+    # n·(largest lump) + 1 cells.
+    with_demand, without = np.zeros(size), np.zeros(size)
+    with_demand[0] = 1.0
     p01, p11 = model.p01, model.p11
-    for n in range(max(wanted) + 1):
+    for n in range(longest + 1):
         if n in wanted:
             result[n] = with_demand + without
-        if n == max(wanted):
+        if n == longest:
             break
-        occurs = np.convolve(p11 * with_demand + p01 * without, model.sizes)
-        quiet = (1.0 - p11) * with_demand + (1.0 - p01) * without
-        without = np.pad(quiet, (0, occurs.size - quiet.size))
+        active = n * (model.sizes.size - 1) + 1  # cells a sum of n periods can reach
+        occurs = np.zeros(size)
+        reached = np.convolve(p11 * with_demand[:active] + p01 * without[:active], model.sizes)
+        occurs[: reached.size] = reached
+        without = (1.0 - p11) * with_demand + (1.0 - p01) * without
         with_demand = occurs
     return result
 
