@@ -55,9 +55,14 @@ SCALE_TARGET_SERIES = 5000
 SCALE_TARGET_SECONDS = 180.0
 LINEAR_GROWTH_MAX = 1.25  # seconds per series at the largest size / at the smallest, at most
 DEFAULT_SCALE = (1000, 5000, 20000)
-QUICK_SCALE = (100, 300)
-QUICK_SERIES = 200
+QUICK_SCALE = (100, 200)
+QUICK_SERIES = 120
 MAIN_LEAD_TIME_DAYS = inventory.LEAD_TIMES_DAYS[0]
+# bench/api's default demand shape: 1,095 days, 2,000 items, 250 sites, 5M demand rows.
+WEEKLY_API_ITEMS = 2000
+WEEKLY_DAYS, WEEKLY_SITES, WEEKLY_ROWS_PER_ITEM = 1095, 250, 2500
+WEEKLY_TARGET_SERIES = 40000
+WEEKLY_TARGET_SECONDS = 1200.0
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -89,12 +94,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--subset",
         type=int,
-        help="random series for AutoARIMA and Prophet alone (default 300; --quick 20)",
+        help="random series for AutoARIMA and Prophet alone (default 100; --quick 10)",
     )
     parser.add_argument(
         "--scale",
         help="series counts of the scale curve, comma-separated, or 'none' "
         f"(default {','.join(map(str, DEFAULT_SCALE))}; --quick {','.join(map(str, QUICK_SCALE))})",
+    )
+    parser.add_argument(
+        "--weekly",
+        type=int,
+        default=0,
+        metavar="ITEMS",
+        help="also run nova forecast's weekly default (--bucket week) on the API benchmark's "
+        f"demand shape with ITEMS items ({WEEKLY_API_ITEMS:,}: its ~40,000 item x site series); "
+        "default 0 (off)",
     )
     parser.add_argument("--no-context", action="store_true", help="skip the per-model context rows")
     parser.add_argument("--no-inventory", action="store_true", help="skip the inventory simulation")
@@ -105,14 +119,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help=f"smoke test: {QUICK_SERIES} random series, AutoARIMA/Prophet on 20, scale "
+        help=f"smoke test: {QUICK_SERIES} random series, AutoARIMA/Prophet on 10, scale "
         f"{','.join(map(str, QUICK_SCALE))}",
     )
     args = parser.parse_args(argv)
     if args.series is None and args.quick:
         args.series = QUICK_SERIES
     if args.subset is None:
-        args.subset = 20 if args.quick else 300
+        args.subset = 10 if args.quick else 100
     if args.scale is None:
         args.sizes = list(QUICK_SCALE if args.quick else DEFAULT_SCALE)
     elif args.scale.strip().lower() in ("", "none", "0"):
@@ -122,6 +136,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             args.sizes = [int(s) for s in args.scale.split(",") if s.strip()]
         except ValueError:
             parser.error(f"--scale takes comma-separated integers, got {args.scale!r}")
+    if args.weekly < 0:
+        parser.error("--weekly takes a number of items >= 0")
     if args.jobs < 1 or args.subset < 1 or any(s < 1 for s in args.sizes):
         parser.error("--jobs, --subset and the --scale sizes must be >= 1")
     return args
@@ -302,6 +318,9 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {}
     try:
         results = _run_all(args, split, subset, total_series, default_level, lakes, errors)
+    except Exception as error:  # the product path itself failed: say so, exit 1
+        errors["product"] = f"{type(error).__name__}: {error}"
+        say(f"  product path: FAILED {errors['product']}")
     finally:
         lakes.close()
     results.update(
@@ -439,6 +458,11 @@ def _run_all(
 
         scale = _timed_section("scale", errors, scale_section)
 
+    weekly = None
+    if args.weekly:
+        say(f"weekly: API benchmark shape with {args.weekly:,} items, nova forecast --bucket week")
+        weekly = _timed_section("weekly", errors, lambda: _weekly(args, lakes))
+
     context: list[dict[str, Any]] = []
     if not args.no_context:
         say("context: each candidate alone (forecast_candidate, no backtest or selection) ...")
@@ -448,7 +472,7 @@ def _run_all(
             if row["key"] in SUBSET_MODELS:
                 row["note"] += f"; product path on them {ours_subset.wql:.4f}"
 
-    targets = _targets(rows[0], calibration, sparse, stock, scale)
+    targets = _targets(rows[0], calibration, sparse, stock, scale, weekly)
     published = carparts.published(args.published) if args.published.exists() else []
     return {
         "parameters": {
@@ -474,6 +498,7 @@ def _run_all(
         "sparse": sparse,
         "inventory": stock,
         "scale": scale,
+        "weekly": weekly,
         "published": published,
         "targets": targets,
     }
@@ -485,6 +510,7 @@ def _targets(
     sparse: dict[str, Any] | None,
     stock: dict[str, Any] | None,
     scale: dict[str, Any] | None,
+    weekly: dict[str, Any] | None,
 ) -> list[dict[str, Any]]:
     targets = [
         {
@@ -557,4 +583,44 @@ def _targets(
                     "status": _status(growth <= LINEAR_GROWTH_MAX),
                 }
             )
+    if weekly is not None:
+        targets.append(
+            {
+                "key": "weekly_seconds",
+                "label": f"{WEEKLY_TARGET_SERIES:,} weekly series, seconds"
+                + ("" if weekly["series"] >= WEEKLY_TARGET_SERIES else " (projected)"),
+                "value": weekly["seconds_for_target_series"],
+                "target": f"<= {WEEKLY_TARGET_SECONDS:g}",
+                "status": _status(weekly["seconds_for_target_series"] <= WEEKLY_TARGET_SECONDS),
+            }
+        )
     return targets
+
+
+def _weekly(args: argparse.Namespace, lakes: Lakes) -> dict[str, Any]:
+    """`nova forecast --bucket week --horizon 12` on bench/api's demand generator (item x site
+    daily demand, intermittent and lumpy), no lead times or stock."""
+    from bench.api.dataset import Sizes
+    from bench.api.generate import fact_demand
+
+    sizes = Sizes(WEEKLY_DAYS, args.weekly, WEEKLY_SITES, WEEKLY_ROWS_PER_ITEM * args.weekly)
+    demand, _ = fact_demand(sizes, args.seed)
+    lakes.count += 1
+    lake = gold_lake(lakes.root / f"lake{lakes.count}", None, None, demand=demand)
+    load = load_average()
+    run = run_product(lake, bucket="week")
+    per_series = run.seconds / max(run.series, 1)
+    say(f"  {run.series:,} series in {run.seconds:.1f} s")
+    return {
+        "sizes": sizes.as_dict(),
+        "demand_rows": demand.num_rows,
+        "series": run.series,
+        "items": run.summary()["items_forecast"],
+        "seconds": round(run.seconds, 2),
+        "series_per_second": round(run.series / run.seconds, 2),
+        "seconds_for_target_series": round(per_series * WEEKLY_TARGET_SERIES, 1),
+        "load_average_before": load,
+        "options": run.options,
+        "stage_seconds": run.run_row.get("stage_seconds"),
+        "series_by_class": run.run_row.get("series_by_class"),
+    }

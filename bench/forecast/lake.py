@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from services.transformer.transforms import GOLD
 from shared.manifests import GOLD_BUILDS
@@ -95,12 +96,21 @@ def lead_time_table(items: list[str], lead_time_days: int, first_day: pd.Timesta
     )
 
 
-def gold_lake(root: Path, history: pd.DataFrame, lead_time_days: int | None) -> Lake:
-    """A local lake at `root` with the gold of `history` and its build row (see the module)."""
+def gold_lake(
+    root: Path,
+    history: pd.DataFrame | None,
+    lead_time_days: int | None,
+    *,
+    demand: pa.Table | None = None,
+) -> Lake:
+    """A local lake at `root` with the gold of `history` (or the given gold.fact_demand rows)
+    and its build row (see the module)."""
     lake = Lake.from_settings(StorageSettings(backend="local", local_root=root))
     build_id = uuid.uuid4().hex
     metadata = {"build_id": build_id, "correlation_id": build_id, "source": "bench.forecast"}
-    demand = demand_table(history)
+    if demand is None:
+        assert history is not None
+        demand = demand_table(history)
     versions = {
         "fact_demand": lake.write_delta(
             "gold", "fact_demand", demand, mode="overwrite", metadata=metadata
@@ -108,7 +118,7 @@ def gold_lake(root: Path, history: pd.DataFrame, lead_time_days: int | None) -> 
     }
     if lead_time_days is not None:
         items = sorted(set(demand.column("item_code").to_pylist()))
-        first = pd.Timestamp(history["period"].min())
+        first = pd.Timestamp(pc.min(demand.column("demand_date")).as_py())
         versions["fact_lead_time"] = lake.write_delta(
             "gold",
             "fact_lead_time",

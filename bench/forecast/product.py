@@ -34,9 +34,10 @@ BUCKET = "month"
 HORIZON = 12
 
 
-def product_options(service_level: float | None = None) -> ForecastOptions:
-    """The options `nova forecast --bucket month --horizon 12 [--service-level X]` runs with."""
-    return options_from(NovaSettings(), bucket=BUCKET, horizon=HORIZON, service_level=service_level)
+def product_options(service_level: float | None = None, bucket: str = BUCKET) -> ForecastOptions:
+    """The options `nova forecast --bucket month --horizon 12 [--service-level X]` runs with
+    (`bucket="week"`: `nova forecast --bucket week --horizon 12`)."""
+    return options_from(NovaSettings(), bucket=bucket, horizon=HORIZON, service_level=service_level)
 
 
 def describe_options(options: ForecastOptions) -> dict[str, Any]:
@@ -118,9 +119,11 @@ def item_forecasts(table: pd.DataFrame, service_level: float) -> pd.DataFrame:
     return frame
 
 
-def run_product(lake: Lake, *, service_level: float | None = None) -> ProductRun:
+def run_product(
+    lake: Lake, *, service_level: float | None = None, bucket: str = BUCKET
+) -> ProductRun:
     """One run of the product path on `lake`, timed, and its committed tables read back."""
-    options = product_options(service_level)
+    options = product_options(service_level, bucket)
     began = time.perf_counter()
     manifest = run_forecast(lake, options)
     seconds = time.perf_counter() - began

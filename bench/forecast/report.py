@@ -143,6 +143,21 @@ def render(results: dict[str, Any]) -> str:
     if results.get("scale"):
         lines.append("")
         lines += _scale(results["scale"])
+    weekly = results.get("weekly")
+    if weekly:
+        lines.append("")
+        sizes = weekly["sizes"]
+        lines.append(
+            f"weekly (nova forecast --bucket week, bench/api's shape: {sizes['items']:,} items, "
+            f"{sizes['sites']} sites, {sizes['days']:,} days, {weekly['demand_rows']:,} demand "
+            f"rows): {weekly['series']:,} series ({weekly['items']:,} items) in "
+            f"{weekly['seconds']:.1f} s, {weekly['series_per_second']:.1f} series/s; "
+            f"{weekly['seconds_for_target_series']:.0f} s for 40,000 at that rate; load before "
+            f"{weekly['load_average_before']}"
+        )
+        if weekly.get("stage_seconds"):
+            stages = ", ".join(f"{k} {v}" for k, v in weekly["stage_seconds"].items())
+            lines.append(f"  stage seconds: {stages}")
     if results.get("inventory"):
         lines.append("")
         lines += inventory.render(results["inventory"])
@@ -150,9 +165,14 @@ def render(results: dict[str, Any]) -> str:
         lines.append("")
         for target in results["targets"]:
             value = target["value"]
-            text = "n/a" if value is None else f"{value:>9.4f}"
+            if value is None:
+                text = "n/a"
+            elif isinstance(value, int):
+                text = f"{value:,}"
+            else:
+                text = f"{value:.4f}" if abs(value) < 100 else f"{value:,.1f}"
             lines.append(
-                f"{target['label']:40} {text:>9}   target {target['target']:<26} {target['status']}"
+                f"{target['label']:44} {text:>9}   target {target['target']:<26} {target['status']}"
             )
     machine = results.get("machine") or {}
     if machine:
