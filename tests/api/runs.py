@@ -51,7 +51,8 @@ def publish_run(lake: Lake, accuracy: pa.Table | None = None, **columns) -> str:
     schema = runs.schema
     for name, value in columns.items():
         if name not in schema.names:
-            schema = schema.append(pa.field(name, pa.string() if isinstance(value, str) else None))
+            kind = pa.float64() if isinstance(value, int | float) else pa.string()
+            schema = schema.append(pa.field(name, kind))
     lake.write_delta(
         "gold", FORECAST_RUNS, pa.Table.from_pylist([row], schema=schema), mode="append",
         metadata=metadata,

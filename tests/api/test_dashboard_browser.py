@@ -278,7 +278,15 @@ def test_overview_shows_status_alerts_and_accuracy(browser, api, tmp_path):
     else:
         assert chart.attrs.get("data-rendered") == "false" and "n/a" in chart.text()
         assert accuracy["note"] and "n/a" in dom.by_id("accuracy").text()
-    # the forecast run's figures: the chosen-model mix at least
+    # the forecast run's operator figures, as the forecaster recorded them
+    run = status["last_forecast_run"]
+    stages = dom.by_id("run-stages").find("tr", data_key="*")
+    assert {r.attrs["data-key"] for r in stages} == set(run["stage_seconds"])
+    classes = dom.by_id("run-classes").find("tr", data_key="*")
+    assert {r.attrs["data-key"] for r in classes} == set(run["series_by_class"])
+    failures = dom.by_id("run-failures").find("tr", data_key="*")
+    assert {r.attrs["data-key"] for r in failures} == set(run["failures_by_model"])
+    assert run["gold_build_id"][:8] in stats
     models = dom.by_id("run-models").find("tr", data_key="*")
     assert {r.attrs["data-key"] for r in models} == set(
         status["last_forecast_run"]["selected_models"]

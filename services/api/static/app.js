@@ -854,7 +854,7 @@
       showForecast(forecast.value, p, unit);
     } else if (forecast.reason.status === 404) {
       markEmpty($("forecast-chart"), forecast.reason.detail || "No forecast for this material.");
-      $("forecast-caption").textContent = "Materials with too little history are left out of the forecast run.";
+      $("forecast-caption").textContent = "Forecast runs cover every material with demand history; older runs left out materials with little history.";
     } else {
       markEmpty($("forecast-chart"), shortText(forecast.reason));
       failures.push(forecast.reason);
