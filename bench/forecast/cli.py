@@ -112,6 +112,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--no-context", action="store_true", help="skip the per-model context rows")
     parser.add_argument("--no-inventory", action="store_true", help="skip the inventory simulation")
+    parser.add_argument(
+        "--order-quantity",
+        choices=("policy", "forecast"),
+        default="policy",
+        help="Q of the inventory simulation: the policy's order_quantity (default) or "
+        "max(1, mean monthly forecast), the same for the three reorder points",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the random choices")
     parser.add_argument(
         "--work-dir", type=Path, help="where the throw-away lakes go (default: a temp folder)"
@@ -422,7 +429,9 @@ def _run_all(
                 for run in lakes.run(split.history, other, levels):
                     level = round(run.options["service_level"], 4)
                     runs[(other, level)] = (carparts.align(split, run.forecasts), run.policy)
-            section = inventory.simulate(split, runs, seed=args.seed)
+            section = inventory.simulate(
+                split, runs, seed=args.seed, quantity_source=args.order_quantity
+            )
             section["product_runs"] = [
                 {"lead_time_days": ld, "service_level": lv} for ld, lv in sorted(runs)
             ]

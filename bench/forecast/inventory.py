@@ -150,10 +150,13 @@ def _classic_beyond(curve: list[tuple[float, float]], service: float) -> float |
     return best[1]
 
 
-def order_quantity(policy: pd.DataFrame, item: str, mean_forecast: float) -> float:
-    """Q of an item: the policy's own `order_quantity` when it has one (its reorder point is
-    computed for that Q: the undershoot depends on S − s), else max(1, mean monthly forecast)."""
-    if "order_quantity" in policy.columns:
+def order_quantity(
+    policy: pd.DataFrame, item: str, mean_forecast: float, source: str = "policy"
+) -> float:
+    """Q of an item: with `source` "policy", the policy's own `order_quantity` when it has one
+    (its reorder point is computed for that Q: the undershoot depends on S − s); otherwise, or
+    with "forecast", max(1, mean monthly forecast)."""
+    if source == "policy" and "order_quantity" in policy.columns:
         value = float(policy.at[item, "order_quantity"])
         if np.isfinite(value) and value > 0:
             return value
@@ -165,6 +168,7 @@ def simulate(
     runs: Mapping[tuple[int, float], tuple[pd.DataFrame, pd.DataFrame]],
     *,
     seed: int,
+    quantity_source: str = "policy",
 ) -> dict[str, Any]:
     """The inventory section. `runs[(lead_days, target)]` = (aligned item forecasts, policy)
     of the product run at that lead time and target (see the module docstring)."""
@@ -187,7 +191,7 @@ def simulate(
         windows = max(1, math.ceil(lead / PERIOD_DAYS))
         for row in rows:
             item = ids[row]
-            q = order_quantity(policy, item, float(means[item]))
+            q = order_quantity(policy, item, float(means[item]), quantity_source)
             quantities.append(q)
             points = {
                 "ours": float(policy.at[item, "reorder_point"]),
@@ -211,7 +215,9 @@ def simulate(
         )
         results.append(entry)
         if lead not in frontier and level == max(lv for ld, lv in runs if ld == lead):
-            frontier[lead] = _classic_frontier(split, rows, policy, means, demand, position, lead)
+            frontier[lead] = _classic_frontier(
+                split, rows, policy, means, demand, position, lead, quantity_source
+            )
     for entry in results:
         _judge(entry, frontier.get(entry["lead_time_days"], []))
     return {
@@ -225,7 +231,10 @@ def simulate(
         "lead_times_days": sorted({lead for lead, _ in runs}),
         "service_levels": sorted({level for _, level in runs}),
         "order_quantity": "the policy's order_quantity (else max(1, mean monthly forecast)), "
-        "the same for the three; S = s + Q",
+        "the same for the three; S = s + Q"
+        if quantity_source == "policy"
+        else "max(1, mean monthly forecast over the 12 steps), the same for the three; S = s + Q",
+        "order_quantity_source": quantity_source,
         "initial_stock": "S",
         "shortages": "backordered",
         "demand_spread": "each month's demand on one uniformly random day of the month",
@@ -246,6 +255,7 @@ def _classic_frontier(
     demand: NDArray[np.float64],
     position: dict[int, int],
     lead: int,
+    quantity_source: str,
 ) -> list[dict[str, float]]:
     """The classic formula replayed at every level of `FRONTIER_LEVELS` (same D, σ_x, Q)."""
     ids = split.ids
@@ -260,7 +270,7 @@ def _classic_frontier(
             mean_ltd = float(policy.at[item, "classic_reorder_point"]) - safety
             spread = safety / z if z > 0 else 0.0
             s = max(0.0, mean_ltd + z_new * spread)
-            q = order_quantity(policy, item, float(means[item]))
+            q = order_quantity(policy, item, float(means[item]), quantity_source)
             total.add(s, simulate_policy(demand[position[row]], s, s + q, lead, s + q))
         result = total.as_dict()
         curve.append(
@@ -308,8 +318,14 @@ def render(section: dict[str, Any]) -> list[str]:
         f"{section['first_day']}), {section['series_with_holdout_demand']:,} series with "
         "hold-out demand; product path run per lead time (fixed lead-time rows) and target:",
         "  (s, S) replayed daily by simulate_policy, fixed lead time, start at S, backorders;",
-        "  S = s + Q, Q = the policy's order_quantity for all three; each month's demand on one",
-        "  random day of the month.",
+        "  S = s + Q, Q = "
+        + (
+            "the policy's order_quantity"
+            if section.get("order_quantity_source", "policy") == "policy"
+            else "max(1, mean monthly forecast)"
+        )
+        + " for all three;",
+        "  each month's demand on one random day of the month.",
         "  ours = inventory_policy.reorder_point; classic = classic_reorder_point (normal);",
         "  baseline = empirical P1-quantile of training demand over every overlapping",
         "  lead-time window. Cycle SL: mean over series; fill rate: pooled; stock: summed.",
