@@ -27,9 +27,10 @@ from services.api.problems import ApiProblem
 
 HISTORY_PERIODS = 52  # periods of actuals shown before a forecast starts
 SUMMARY_METHOD = (
-    f"Monte-Carlo, {totals.SAMPLES} draws of the total per period: each item-level series is "
+    f"Monte-Carlo, {totals.SAMPLES} draws of the total per period (a quantile's sampling error "
+    "is about 5 % of the total's standard deviation): each item-level series is "
     "drawn from the distribution its stored quantiles describe (the inverse CDF linear between "
-    "p10..p90 and the service-level quantile, continued linearly below p10 down to 0 at most, "
+    "p10..p90 and the service-level quantile, continued linearly below p10 but never below 0, "
     "an exponential tail above the highest quantile; its mean can differ from the model's "
     "mean by about 1 %), items independently of each other; "
     "correlated demand (a shared project, fleet or season) makes the real total's spread wider. "
