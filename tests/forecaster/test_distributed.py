@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import pyarrow.compute as pc
 import pytest
 
 from services.forecaster.distributed import (
@@ -19,7 +20,7 @@ from services.forecaster.distributed import (
     ensure_work_stream,
     run_distributed,
 )
-from services.forecaster.history import bucket_history
+from services.forecaster.history import bucket_history, whole_bucket_origin
 from services.forecaster.runner import ForecastOptions
 from shared.broker import connect
 from shared.manifests import FORECAST_RUNS as MANIFEST
@@ -138,7 +139,8 @@ def test_two_workers_share_a_run_that_is_committed_once(demo_var, nats_url, work
 
     # Every series with enough history forecast exactly once, HORIZON steps, in this run.
     demand = lake.delta_table("gold", "fact_demand").to_pyarrow_table()
-    expected = set(bucket_history(demand, bucket="week", min_nonzero_periods=2)["series_id"])
+    origin, _ = whole_bucket_origin(pc.max(demand["demand_date"]).as_py(), "week")
+    expected = set(bucket_history(demand, bucket="week", last_period=origin)["series_id"])
     assert len(expected) > 2 * CHUNK_SIZE, "the demo data must make several chunks"
     forecasts = read_live(lake, "fact_forecast").to_pandas()
     assert set(forecasts["series_id"]) == expected

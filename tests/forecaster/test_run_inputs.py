@@ -62,7 +62,7 @@ def _gold(lake: Lake, name: str) -> pa.Table:
         (date(2025, 5, 29), "month", date(2025, 4, 1), date(2025, 5, 1)),
         (date(2026, 12, 4), "week", date(2026, 11, 30), None),  # Friday: the week is whole
         (date(2026, 12, 3), "week", date(2026, 11, 23), date(2026, 11, 30)),
-        (date(2026, 1, 2), "week", date(2025, 12, 22), date(2025, 12, 29)),  # across a year
+        (date(2026, 1, 1), "week", date(2025, 12, 22), date(2025, 12, 29)),  # across a year
     ],
 )
 def test_the_last_bucket_is_left_out_when_the_data_ends_before_its_last_working_day(
@@ -77,7 +77,8 @@ def test_a_partial_last_month_is_left_out_of_fitting_and_forecast_whole(demo_var
     last = pc.max(demand["demand_date"]).as_py()
     prepared = prepare_run(lake, _options(bucket="month"))
     origin, partial = whole_bucket_origin(last, "month")
-    assert prepared.origin == origin and prepared.dropped_partial == partial
+    assert prepared.origin.date() == origin
+    assert (prepared.dropped_partial and prepared.dropped_partial.date()) == partial
     assert prepared.history["period"].max().date() == origin
     kept = demand.filter(pc.less(demand["demand_date"], pa.scalar(partial or date.max)))
     assert prepared.item_history["y"].sum() == pytest.approx(pc.sum(kept["quantity"]).as_py())
