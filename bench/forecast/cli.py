@@ -559,11 +559,14 @@ def _targets(
                     "status": row["target_status"],
                 }
             )
+            trade = row["trade_off"]
+            same = trade["ours_over_classic_stock_at_same_service"]
             targets.append(
                 {
                     "key": f"inventory_stock_{tag}",
-                    "label": f"inventory {tag}: stock / classic's",
-                    "value": row["trade_off"]["ours_over_classic_stock_at_same_service"],
+                    "label": f"inventory {tag}: stock / classic's"
+                    + (" best" if same is None and trade["ours_over_classic_best_stock"] else ""),
+                    "value": same if same is not None else trade["ours_over_classic_best_stock"],
                     "target": "<= 1 at the same service",
                     "status": row["stock_status"],
                 }

@@ -73,6 +73,8 @@ class _Totals:
     average_stock: float = 0.0
     stockout_days: int = 0
     orders: int = 0
+    cycles: int = 0
+    failed_cycles: float = 0.0
 
     def add(self, reorder_point: float, outcome: Any) -> None:
         self.series += 1
@@ -83,12 +85,19 @@ class _Totals:
         self.average_stock += float(outcome.average_stock)
         self.stockout_days += outcome.stockout_days
         self.orders += outcome.orders
+        self.cycles += outcome.cycles
+        self.failed_cycles += (1.0 - float(outcome.cycle_service_level)) * outcome.cycles
 
     def as_dict(self) -> dict[str, Any]:
         n = max(self.series, 1)
         return {
             "mean_reorder_point": round(self.reorder_point / n, 4),
             "cycle_service_level": round(self.cycle_service_level / n, 4),
+            # all cycles of all series together (series with many cycles weigh more)
+            "cycle_service_level_pooled": round(1.0 - self.failed_cycles / self.cycles, 4)
+            if self.cycles
+            else None,
+            "cycles": self.cycles,
             "fill_rate": round(self.served / self.demand, 4) if self.demand > 0 else 1.0,
             "average_stock_per_series": round(self.average_stock / n, 4),
             "average_stock_total": round(self.average_stock, 1),
@@ -308,6 +317,10 @@ def _judge(entry: dict[str, Any], curve: list[dict[str, float]]) -> None:
         "ours_over_classic_stock_at_same_service": None
         if not at_same
         else round(ours["average_stock_total"] / at_same, 4),
+        # ours above classic's whole curve: ours' stock / the stock of classic's best point
+        "ours_over_classic_best_stock": None
+        if not beyond
+        else round(ours["average_stock_total"] / beyond, 4),
     }
 
 
