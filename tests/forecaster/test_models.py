@@ -9,6 +9,7 @@ import pytest
 from services.forecaster.models import (
     ACCURACY_COLUMNS,
     ALL_MODELS,
+    PANEL_MODELS,
     calibration_columns,
     classify,
     forecast_candidate,
@@ -91,8 +92,18 @@ def test_every_candidate_gives_monotone_non_negative_quantiles(model):
     assert (np.diff(frame[Q_COLUMNS].to_numpy(), axis=1) >= 0).all()
 
 
+def smooth(count: int, length: int, seed: int) -> dict[str, list[float]]:
+    """Parts requested every period (ADI 1, CV² well under 0.49)."""
+    rng = np.random.default_rng(seed)
+    return {
+        f"m{i:02d}": (5 + rng.poisson(3.0, length)).astype(float).tolist() for i in range(count)
+    }
+
+
 def test_forecast_panel_shape_and_columns():
-    history = panel(intermittent(6, 30, seed=3))
+    series = intermittent(4, 30, seed=3)
+    series.update(smooth(2, 30, seed=4))
+    history = panel(series)
     result = forecast_panel(
         history, horizon=5, freq="MS", season_length=12, quantiles=QUANTILES, candidates=FAST
     )
@@ -114,7 +125,15 @@ def test_forecast_panel_shape_and_columns():
     accuracy = result.accuracy
     counts = [c for q in QUANTILES for c in calibration_columns(q)]
     assert list(accuracy.columns) == [*ACCURACY_COLUMNS, *counts]
-    assert len(accuracy) == 6 * len(FAST)  # every candidate on every series
+    # Panel models on every series, the local ones (CrostonSBA, TSB, ADIDA) on smooth and
+    # erratic series only.
+    classes = accuracy.drop_duplicates("series_id").set_index("series_id")["demand_class"]
+    frequent = classes.isin(["smooth", "erratic"])
+    assert frequent.sum() == 2
+    panel_models = [m for m in FAST if m in PANEL_MODELS]
+    assert len(accuracy) == 6 * len(panel_models) + 2 * (len(FAST) - len(panel_models))
+    local_rows = accuracy[~accuracy["model"].isin(PANEL_MODELS)]
+    assert set(local_rows["series_id"]) == set(classes[frequent].index)
     assert accuracy.groupby("series_id")["selected"].sum().eq(1).all()
     chosen = accuracy[accuracy["selected"]].set_index("series_id")["model"]
     published = forecasts.drop_duplicates("series_id").set_index("series_id")["model"]
@@ -284,3 +303,19 @@ def test_run_stats_report_stages_classes_and_failures():
     assert sum(stats["series_by_class"].values()) == 7
     assert stats["series_by_class"]["smooth"] >= 1
     assert stats["failures_by_model"] == {}
+
+
+def test_local_models_run_where_they_pay_smooth_and_erratic_series_with_enough_history():
+    series = intermittent(3, 40, seed=8)
+    series.update(smooth(2, 40, seed=9))
+    series["short"] = (5 + np.random.default_rng(1).poisson(3.0, 20)).astype(float).tolist()
+    result = forecast_panel(
+        panel(series), horizon=3, freq="MS", season_length=12, quantiles=QUANTILES,
+        candidates=["Zero", "Pooled", "TSB", "AutoETS"],
+    )  # fmt: skip
+    ran = result.accuracy.groupby("series_id")["model"].apply(set).to_dict()
+    for name in ("s00", "s01", "s02"):  # intermittent: panel models only
+        assert ran[name] == {"Zero", "Pooled"}
+    for name in ("m00", "m01"):  # smooth with 40 months: every candidate
+        assert ran[name] == {"Zero", "Pooled", "TSB", "AutoETS"}
+    assert ran["short"] == {"Zero", "Pooled", "TSB"}  # smooth, but under two seasons: no ETS
