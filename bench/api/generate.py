@@ -50,6 +50,7 @@ SITE_MIN_NONZERO_WEEKS = 12  # the forecaster's default (NOVA_FORECASTER__SITE_M
 HORIZON = 12
 RECENT_WEEKS = 26
 SERVICE_LEVEL = 0.95
+BACKTEST_CELLS = 36  # 3 origins x 12 weeks
 QUANTILES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 # Share of series each model is selected for, roughly as in the forecast benchmark.
 MODELS = {
@@ -335,6 +336,19 @@ def forecast_tables(
     candidates = np.concatenate([candidates, third[:, None]], axis=1).ravel()
     rows = np.repeat(np.arange(n), 3)
     m = len(rows)
+    # Backtest figures shaped like the forecaster's (gold.forecast_accuracy): pooled WQL from
+    # quantile_loss / actual_total, and cell counts below / at or below each served quantile,
+    # with the mass at zero that intermittent demand has.
+    wql = rng.lognormal(-0.15, 0.2, m)
+    actual_total = rng.integers(1, 60, m).astype(float)
+    zero_share = rng.uniform(0.4, 0.9, m)
+    calibration: dict[str, pa.Array] = {}
+    served = [(f"p{round(q * 100):02d}", q) for q in QUANTILES] + [("p_service", SERVICE_LEVEL)]
+    for column, tau in served:
+        at_or_below = rng.binomial(BACKTEST_CELLS, np.minimum(1.0, np.maximum(tau, zero_share)))
+        below = rng.binomial(at_or_below, np.clip((tau - zero_share) / (1 - zero_share), 0, 1))
+        calibration[f"below_{column}"] = pa.array(below.astype(np.int64))
+        calibration[f"at_or_below_{column}"] = pa.array(at_or_below.astype(np.int64))
     accuracy = pa.table(
         {
             "run_id": pa.array([run_id] * m, pa.string()),
@@ -345,10 +359,13 @@ def forecast_tables(
                 [classes.get(c) for c in item_codes.take(pa.array(rows)).to_pylist()]
             ),
             "mase": pa.array(np.round(rng.lognormal(-0.2, 0.3, m), 4)),
-            "wql": pa.array(np.round(rng.lognormal(-0.15, 0.2, m), 4)),
+            "wql": pa.array(np.round(wql, 4)),
             "bias": pa.array(np.round(rng.normal(0.0, 0.3, m), 4)),
             "wape": pa.array(np.round(rng.lognormal(0.0, 0.3, m), 4)),
-            "coverage_80": pa.array(np.round(rng.uniform(0.5, 1.0, m), 4)),
+            "quantile_loss": pa.array(np.round(wql * actual_total, 4)),
+            "actual_total": pa.array(actual_total),
+            "cells": pa.array(np.full(m, BACKTEST_CELLS, np.int64)),
+            **calibration,
             "selected": pa.array(np.tile([True, False, False], n)),
         }
     )

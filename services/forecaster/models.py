@@ -1198,9 +1198,11 @@ def forecast_panel(
     - `forecasts`: series_id, period, step (1..horizon), model (the selected one), one column
       per quantile (`q0.1`, ..., `q0.95`) and `mean`; never negative, quantiles non-decreasing
       in q. Sorted by series_id, step.
-    - `accuracy`: series_id, model, demand_class, mase, wql, bias, wape, coverage_80, selected:
-      the backtest scores of every candidate on every series (pooled over the origins; NaN
-      where undefined: no demand in the windows, no MASE scale, no backtest, failed fit).
+    - `accuracy`: series_id, model, demand_class, mase, wql, bias, wape, quantile_loss,
+      actual_total, cells, selected, and per level q `below_q…` / `at_or_below_q…` (cells with
+      y < q and y <= q): the backtest scores of every candidate on every series it applies to
+      (pooled over the origins; NaN where undefined: no demand in the windows, no MASE scale,
+      no backtest, failed fit).
       MASE and WAPE score the median (q0.5, or the mean when 0.5 is not requested); bias
       scores the mean.
 
