@@ -856,6 +856,13 @@ def pmf_quantile(pmf: np.ndarray, level: float, *, tolerance: float = 0.0) -> in
     return k
 
 
+def pmf_cdf_at(pmf: np.ndarray, units: float) -> float:
+    """P(X ≤ x) for X with `pmf` on the grid 0, 1, 2, … and x in grid units (any x ≥ 0)."""
+    k = math.floor(units + 1e-9)
+    total = float(np.sum(pmf))
+    return 1.0 if k >= pmf.size - 1 else float(np.sum(pmf[: k + 1])) / total
+
+
 @dataclass(frozen=True)
 class ReorderPoint:
     """Reorder point s of one part and how it was derived (quantities in stock units).
@@ -863,6 +870,11 @@ class ReorderPoint:
     `lead_time_demand_mean` is the mean of the lead-time demand (after an order), `undershoot_mean`
     the mean shortfall below s at the moment an order is triggered; `level_ratio` is the factor
     the forecast applied to the history's level (1 when it agreed within `LEVEL_RATIO_BAND`).
+    `expected_service_level` is the model's P(U + x_L ≤ s) for this s: the cycle service level
+    the part's reorder point promises (≥ the target, except where whole units leave the
+    nearest level up to `ROUNDING_TOLERANCE` below it; up to ≈ 1 where whole units or the floor
+    at the smallest lump give more); `floor_binds` says the floor at the smallest lump raised s.
+    NaN for "no_demand".
     """
 
     reorder_point: float
@@ -876,6 +888,8 @@ class ReorderPoint:
     undershoot_mean: float
     smallest_size: float
     unit: float
+    expected_service_level: float = math.nan
+    floor_binds: bool = False
 
 
 def default_order_quantity(model: DemandModel, mean_per_period: float) -> float:
@@ -935,8 +949,9 @@ def reorder_point(
     )
     pmf = _predictive_protection_pmf(model, lead_time, period_days, quantity)
     s = pmf_quantile(pmf, service_level, tolerance=ROUNDING_TOLERANCE) * model.unit
-    if lead_time.mean_days > 0:
-        s = max(s, model.smallest_size)
+    floor_binds = lead_time.mean_days > 0 and s < model.smallest_size
+    if floor_binds:
+        s = model.smallest_size
     q_units = max(1, round(quantity / model.unit))
     under = undershoot_pmf(model.sizes, q_units)
     grid = np.arange(pmf.size) * model.unit
@@ -953,6 +968,8 @@ def reorder_point(
         undershoot_mean=under_mean,
         smallest_size=model.smallest_size,
         unit=model.unit,
+        expected_service_level=pmf_cdf_at(pmf, s / model.unit),
+        floor_binds=floor_binds,
     )
 
 

@@ -58,6 +58,12 @@ POLICY_SCHEMA = pa.schema(
         pa.field("order_quantity", pa.float64()),
         pa.field("order_up_to", pa.float64()),
         pa.field("empirical_window_reorder_point", pa.float64()),
+        # The model's P(U + x_L ≤ s) for the printed s: the cycle service level this part's
+        # reorder point promises. ≥ service_level, except where whole units leave the nearest
+        # reachable level up to `ROUNDING_TOLERANCE` below it; above it where whole units or
+        # the floor at the smallest lump give more (≈ 1: the target is not reachable any lower
+        # in whole units). Null for "no_demand".
+        pa.field("expected_service_level", pa.float64()),
     ]
 )
 
@@ -226,6 +232,9 @@ def inventory_policy_table(
                     y, lead_time.mean_days / period_days, service_level
                 )
                 if y.size
+                else None,
+                "expected_service_level": policy.expected_service_level
+                if math.isfinite(policy.expected_service_level)
                 else None,
             }
         )

@@ -159,3 +159,27 @@ def test_a_fading_forecast_lowers_the_reorder_point_but_not_to_zero():
     fading = reorder_point(y, lead, 0.95, 30, forecast_mean_per_period=0.0)
     assert steady.level_ratio == 1.0 and fading.level_ratio == pytest.approx(1 / 3)
     assert 1 <= fading.reorder_point < steady.reorder_point
+
+
+def test_expected_service_level_is_the_promise_of_the_printed_reorder_point():
+    rows = {r["item_code"]: r for r in _table().to_pylist()}
+    for row in rows.values():
+        # never more than the allowed rounding below the target, at most 1
+        assert 0.95 - 0.02 - 1e-9 <= row["expected_service_level"] <= 1.0
+    # A: the same value the pure function gives for the same inputs
+    history = np.array(HISTORY["A"], dtype=float)
+    lead = lead_time_distribution([30.0, 45.0, 60.0], fallback_days=7.0)
+    policy = reorder_point(history, lead, 0.95, 30, forecast_mean_per_period=1.0)
+    assert rows["A"]["reorder_point"] == policy.reorder_point
+    assert rows["A"]["expected_service_level"] == pytest.approx(policy.expected_service_level)
+
+
+def test_expected_service_level_near_one_where_the_floor_binds():
+    # One lump of 4 in 24 months, a 10-day lead time: the 0.95-quantile of U + x_L is below the
+    # lump, the floor lifts s to 4, and the model's promise there is well above the target.
+    history = np.zeros(24)
+    history[5] = 4.0
+    lead = lead_time_distribution([10.0] * 3, fallback_days=7.0)
+    policy = reorder_point(history, lead, 0.95, 30)
+    assert policy.floor_binds and policy.reorder_point == 4.0
+    assert policy.expected_service_level > 0.97
