@@ -117,6 +117,10 @@ class SimulationResult:
     `cycle_service_level` (P1) is comparable with the policy's target service level, which is
     a cycle service level; `fill_rate` (P2) is the share of units served from the shelf on the
     day they were demanded. `average_stock` is the mean end-of-day quantity on the shelf.
+    `cycles` and `failed_cycles` are the raw counts behind P1 (see `simulate_policy` for what a
+    cycle is), so that a reader can pool over parts: Σ(cycles − failed_cycles) / Σcycles. A run
+    without any cycle (no order ever outstanding, no stockout) has P1 = 1.0 by convention: it
+    promised nothing and failed nothing; pooling gives it no weight.
     """
 
     fill_rate: float
@@ -125,6 +129,7 @@ class SimulationResult:
     stockout_days: int
     orders: int
     cycles: int
+    failed_cycles: int
     total_demand: float
     unmet_demand: float
 
@@ -1047,11 +1052,20 @@ def simulate_policy(
     suffice, since at most one order is placed a day). Orders may cross.
 
         P2 (fill rate)        = Σ served from the shelf on the day / Σ d_t
-        P1 (cycle service)    = share of replenishment cycles without a stockout day, a cycle
-                                being the days up to and including a receipt; the days before
-                                the first and after the last receipt count as cycles too
+        P1 (cycle service)    = share of replenishment cycles without a stockout day
         average_stock         = mean end-of-day quantity on the shelf
         stockout_days         = days with demand not served from the shelf
+
+    A replenishment cycle is a stretch of days that ends with a receipt (the day after the
+    previous receipt, or day 0, up to and including the receipt day): an order was outstanding
+    during it, and the question P1 asks — did the stock last until the order arrived? — has an
+    answer. The days after the last receipt are a cycle only when that answer is still pending
+    or already known: when an order is outstanding at the end of the horizon (an open cycle,
+    failed if it already had a stockout day), or when a stockout happened in them (a failed
+    cycle, even with nothing on order: a stockout is never a free success). Days after the last
+    receipt with nothing on order and no stockout are not a cycle: nothing could run short there
+    for want of replenishment, and counting them as a success would credit every part with one
+    free cycle a year. Without any cycle `cycle_service_level` is 1.0 (see `SimulationResult`).
     """
     demand = np.asarray(actual_daily_demand, dtype=float).ravel()
     if demand.size == 0:
@@ -1145,19 +1159,21 @@ def simulate_policy(
         )
     stock_sum += max(net, 0.0) * (horizon - previous - 1)
 
-    # The days after the last receipt are an open cycle (or the only one, if nothing arrived).
-    if last_receipt < horizon - 1:
+    # The days after the last receipt are a cycle only with an order outstanding at the end (an
+    # open cycle) or with a stockout in them (a failed one); see the docstring.
+    if last_receipt < horizon - 1 and (on_order > 1e-9 or cycle_had_stockout):
         cycles += 1
         failed_cycles += cycle_had_stockout
 
     total = float(demand.sum())
     return SimulationResult(
         fill_rate=served_total / total if total > 0 else 1.0,
-        cycle_service_level=1.0 - failed_cycles / cycles,
+        cycle_service_level=1.0 - failed_cycles / cycles if cycles else 1.0,
         average_stock=stock_sum / demand.size,
         stockout_days=stockout_days,
         orders=orders,
         cycles=cycles,
+        failed_cycles=int(failed_cycles),
         total_demand=total,
         unmet_demand=total - served_total,
     )

@@ -421,10 +421,51 @@ def test_simulation_accepts_a_whole_float_lead_time():
         simulate_policy(np.full(8, 2.0), 4, 8, 2.5, 8)
 
 
-def test_simulation_without_orders_is_one_cycle():
+def test_simulation_without_orders_or_stockouts_has_no_cycle():
+    # Nothing was ever on order and nothing ran short: no cycle, P1 = 1.0 by convention.
     result = simulate_policy(np.array([1.0, 0.0, 2.0]), 0, 0, 5, 10)
-    assert (result.orders, result.cycles, result.cycle_service_level) == (0, 1, 1.0)
+    assert (result.orders, result.cycles, result.failed_cycles) == (0, 0, 0)
+    assert result.cycle_service_level == 1.0
     assert result.average_stock == pytest.approx((9 + 9 + 7) / 3)
+
+
+def test_simulation_days_after_the_last_receipt_with_nothing_on_order_are_no_cycle():
+    # s = 1, S = 4, L = 2, start 4; demand 3, 2, then nothing. d0: net 1, IP 1 → order 3 (end
+    # d2). d1: 1 short (net −1, IP 2). d2: receive → 2: the one cycle failed. d3–d7: nothing on
+    # order, no demand: not a cycle (it used to count as a free success: P1 0.5).
+    result = simulate_policy(np.array([3, 2, 0, 0, 0, 0, 0, 0.0]), 1, 4, 2, 4)
+    assert (result.orders, result.cycles, result.failed_cycles) == (1, 1, 1)
+    assert result.cycle_service_level == 0.0
+
+
+def test_simulation_days_after_the_last_receipt_with_an_order_outstanding_are_a_cycle():
+    # As above with 1 more on d6: IP 1 → order 3 arriving after the horizon. d3–d7 are an open
+    # cycle (an order is outstanding) without a stockout.
+    result = simulate_policy(np.array([3, 2, 0, 0, 0, 0, 1, 0.0]), 1, 4, 2, 4)
+    assert (result.orders, result.cycles, result.failed_cycles) == (2, 2, 1)
+    assert result.cycle_service_level == 0.5
+
+
+def test_simulation_a_stockout_with_nothing_on_order_is_a_failed_cycle():
+    # Lost sales, s = S = 0 (the part is not stocked), start 2: d2 loses 1 unit and orders
+    # nothing. No receipt, nothing on order — but a stockout is never a free success.
+    result = simulate_policy(np.array([1, 0, 3, 0.0]), 0, 0, 5, 2, lost_sales=True)
+    assert (result.orders, result.stockout_days) == (0, 1)
+    assert (result.cycles, result.failed_cycles) == (1, 1)
+    assert result.cycle_service_level == 0.0
+
+
+def test_simulation_counts_pool_over_parts():
+    # cycles and failed_cycles are the raw counts behind P1 in every replay above.
+    for args, kwargs in [
+        ((np.full(8, 2.0), 4, 8, 2, 8), {}),
+        ((np.array([1, 1, 1, 5, 1, 1, 1, 1.0]), 3, 6, 2, 6), {}),
+        ((np.array([1, 1, 1, 5, 1, 1, 1, 1.0]), 3, 6, 2, 6), {"lost_sales": True}),
+        ((np.full(6, 2.0), 2, 6, [1, 3, 1], 6), {}),
+    ]:
+        result = simulate_policy(*args, **kwargs)
+        assert result.cycles > 0
+        assert result.cycle_service_level == pytest.approx(1 - result.failed_cycles / result.cycles)
 
 
 def test_simulation_rejects_inconsistent_policy():
