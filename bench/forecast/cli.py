@@ -376,7 +376,7 @@ def _run_all(
             "product path: nova forecast defaults",
             score,
             product.seconds,
-            note=f"{product.series:,} series forecast (items and item x site)"
+            note=f"{product.series:,} series forecast by the run"
             + (f"; {missing} parts without a forecast scored as zero" if missing else ""),
         )
     ]
