@@ -57,6 +57,30 @@ class InventoryPolicy(BaseModel):
     on_hand: float | None
     days_of_cover: float | None
     alert_level: AlertLevel | None
+    # Written by runs since issue 12; None for older runs.
+    expected_service_level: float | None = Field(
+        None,
+        description="The cycle service level the printed reorder point promises by the model "
+        "(whole units: nearest to the target, or above it where even the smallest allowed "
+        "reorder point gives more).",
+    )
+    method: str | None = Field(
+        None,
+        description="How the reorder point was derived: demand_history, thin_history (under 12 "
+        "periods or 3 periods with demand), forecast_only or no_demand.",
+    )
+    evidence_periods: int | None = Field(None, description="Periods of history used.")
+    evidence_demand_periods: int | None = Field(None, description="Periods with demand among them.")
+    order_quantity: float | None = Field(None, description="Q of the (s, S) policy.")
+    order_up_to: float | None = Field(None, description="S = reorder point + Q.")
+    undershoot_mean: float | None = Field(
+        None, description="Mean shortfall below the reorder point when an order is triggered."
+    )
+    empirical_window_reorder_point: float | None = Field(
+        None,
+        description="For comparison: the service-level quantile of demand over every "
+        "overlapping lead-time window of the history.",
+    )
 
 
 class PolicyPage(Page):

@@ -295,8 +295,12 @@ def test_policy_of_one_item_and_all(client, lake, forecast_item):
     assert body["total"] == 1
     row = body["policies"][0]
     expected = policy.set_index("item_code").loc[forecast_item]
-    for field in ("safety_stock", "reorder_point", "service_level", "lead_time_mean_days"):
+    for field in (
+        "safety_stock", "reorder_point", "service_level", "lead_time_mean_days",
+        "expected_service_level", "order_quantity", "order_up_to", "evidence_periods",
+    ):  # fmt: skip
         assert row[field] == pytest.approx(expected[field])
+    assert row["method"] == expected["method"]
     assert ok(client, "/api/v1/inventory/policy", limit=100)["total"] == len(policy)
     problem(client, "/api/v1/inventory/policy", 404, item="NO-SUCH-ITEM")
 

@@ -779,6 +779,15 @@
     return item;
   }
 
+  function evidenceText(method) {
+    return {
+      demand_history: "from the part's demand history",
+      thin_history: "thin history, treat with care",
+      forecast_only: "no history: from the forecast only",
+      no_demand: "no demand seen",
+    }[method] || method;
+  }
+
   async function loadPolicy(code) {
     try {
       const page = await api(`/api/v1/inventory/policy?item=${encodeURIComponent(code)}`);
@@ -795,6 +804,12 @@
         ["Lead time", `${num(p.lead_time_mean_days, 1)} ± ${num(p.lead_time_std_days, 1)} days` +
           ` (${p.lead_time_source || "?"}, ${num(p.lead_time_samples, 0)} samples)`],
         ["Mean demand", `${num(p.mean_daily_demand, 2)} per day`],
+        ...(p.method ? [
+          ["Promised service", `${pct(p.expected_service_level)} of replenishment cycles`],
+          ["Order", `${num(p.order_quantity, 1)} (up to ${num(p.order_up_to, 1)})`],
+          ["Evidence", `${evidenceText(p.method)}: ${num(p.evidence_periods, 0)} periods, ` +
+            `${num(p.evidence_demand_periods, 0)} with demand`],
+        ] : []),
       ]);
       return p;
     } catch (error) {
