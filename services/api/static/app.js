@@ -404,18 +404,7 @@
     const barH = 18;
     const gap = 8;
     const panelH = 28 + groups.length * (barH + gap) + 18;
-    const svgNS = "http://www.w3.org/2000/svg";
-    const svg = document.createElementNS(svgNS, "svg");
-    svg.setAttribute("viewBox", `0 0 ${W} ${panels.length * panelH}`);
-    svg.setAttribute("role", "img");
-    svg.setAttribute("aria-label", "Forecast accuracy by demand class");
-    const el = (tag, attrs, text) => {
-      const node = document.createElementNS(svgNS, tag);
-      for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
-      if (text !== undefined) node.textContent = text;
-      svg.append(node);
-      return node;
-    };
+    const { svg, el } = svgCanvas(W, panels.length * panelH, "Forecast accuracy by demand class");
     let bars = 0;
     panels.forEach((panel, i) => {
       const top = i * panelH;
@@ -440,6 +429,23 @@
     markRendered(container, bars);
   }
 
+  /** An empty SVG of this size and label, and `el(tag, attrs, text)` appending to it. */
+  function svgCanvas(width, height, label) {
+    const svgNS = "http://www.w3.org/2000/svg";
+    const svg = document.createElementNS(svgNS, "svg");
+    svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+    svg.setAttribute("role", "img");
+    svg.setAttribute("aria-label", label);
+    const el = (tag, attrs, text) => {
+      const node = document.createElementNS(svgNS, tag);
+      for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+      if (text !== undefined) node.textContent = text;
+      svg.append(node);
+      return node;
+    };
+    return { svg, el };
+  }
+
   /** τ against the shares of actuals below and at or below each served quantile: a level
    * is calibrated when its vertical span (share below … share at or below) reaches the
    * diagonal, give or take the tolerance (the shaded band). */
@@ -453,18 +459,7 @@
     const m = { left: 44, right: 14, top: 24, bottom: 40 };
     const x = (v) => m.left + v * (W - m.left - m.right);
     const y = (v) => H - m.bottom - v * (H - m.top - m.bottom);
-    const svgNS = "http://www.w3.org/2000/svg";
-    const svg = document.createElementNS(svgNS, "svg");
-    svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
-    svg.setAttribute("role", "img");
-    svg.setAttribute("aria-label", "Calibration: quantile level against the shares of actuals below it");
-    const el = (tag, attrs, text) => {
-      const node = document.createElementNS(svgNS, tag);
-      for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
-      if (text !== undefined) node.textContent = text;
-      svg.append(node);
-      return node;
-    };
+    const { svg, el } = svgCanvas(W, H, "Calibration: quantile level against the shares of actuals below it");
     el("text", { x: 0, y: 14, class: "svg-title" }, "Share of actuals below q (span: < q … ≤ q) against τ");
     const band = [[0, tolerance], [1 - tolerance, 1], [1, 1], [1, 1 - tolerance], [tolerance, 0], [0, 0]]
       .map(([a, b]) => `${x(a)},${y(b)}`).join(" ");
@@ -488,7 +483,7 @@
         x1: x(c.tau), x2: x(c.tau), y1: bottom, y2: Math.min(top, bottom - 2),
         class: `cal-span ${c.calibrated ? "ok" : "off"}`, "data-level": c.level,
       });
-      const title = document.createElementNS(svgNS, "title");
+      const title = document.createElementNS(svg.namespaceURI, "title");
       title.textContent = `${c.level} (τ = ${num(c.tau, 2)}): below ${pct(c.share_below)}, ` +
         `at or below ${pct(c.share_at_or_below)}, ${c.calibrated ? "calibrated" : "not calibrated"}`;
       span.append(title);
