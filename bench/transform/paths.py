@@ -254,6 +254,7 @@ def duckdb_direct(source: Path, workdir: Path, probe: Probe) -> dict[str, Any]:
 
     from services.transformer.builds import STATES, gold_targets, holidays_table
     from services.transformer.transforms import GOLD, SILVER, SILVER_DERIVED
+    from shared import demand_classes
 
     schemas = {t.table: t.schema for t in (*SILVER.values(), *SILVER_DERIVED.values())}
     pattern = (source / "bronze" / DATASET / "**" / "*.parquet").as_posix()
@@ -295,6 +296,7 @@ def duckdb_direct(source: Path, workdir: Path, probe: Probe) -> dict[str, Any]:
     targets = gold_targets({DATASET})
     probe.start()
     con = duckdb.connect(":memory:")
+    con.execute(demand_classes.SQL_MACRO)  # dim_item.sql calls it, as inside the transformer
     created: set[str] = set()
     timed("bronze view", f"CREATE VIEW bronze AS SELECT * FROM read_parquet('{pattern}')")
     timed(f"sql silver.{DATASET}", create(f"silver_{DATASET}", SILVER[DATASET].sql))
