@@ -425,7 +425,7 @@ def alerts(policy: pa.Table, items: pa.Table | None, levels: Sequence[str]) -> p
     if items is not None and items.num_rows:
         described = items.select(["item_code", "item_description"])
         order = pa.table(
-            {"item_code": chosen["item_code"], "_pos": pa.array(range(chosen.num_rows))}
+            {"item_code": chosen["item_code"], "_pos": pa.array(range(chosen.num_rows), pa.int64())}
         )
         joined = order.join(described, "item_code", join_type="left outer").sort_by("_pos")
         description = joined["item_description"]

@@ -139,6 +139,27 @@ def test_alerts_order_by_level_then_cover():
     assert table["item_description"].to_pylist() == [None, "DEE", "AYE"]
 
 
+def test_alerts_without_any_alert_are_an_empty_answer():
+    """A run without stock snapshots has no alert level on any item (issue 13, item 8: the
+    empty selection built an untyped position column and the join raised, a 500)."""
+    policy = pa.table(
+        {
+            "item_code": ["A", "B"],
+            "alert_level": pa.array([None, None], pa.string()),
+            "on_hand": pa.array([None, None], pa.float64()),
+            "reorder_point": [2.0, 3.0],
+            "safety_stock": [1.0, 1.0],
+            "days_of_cover": pa.array([None, None], pa.float64()),
+            "lead_time_mean_days": [10.0, 10.0],
+            "snapshot_date": pa.array([None, None], pa.date32()),
+        }
+    )
+    items = pa.table({"item_code": ["A", "B"], "item_description": ["AYE", "BEE"]})
+    table = queries.alerts(policy, items, ["critical", "attention"])
+    assert table.num_rows == 0
+    assert table.schema.field("item_description").type == pa.string()
+
+
 def test_accuracy_ignores_nan_and_unselected_models():
     """A run written before issue 12 (no pooled sums, no counts): means over series where
     they are defined, WQL and calibration n/a."""
