@@ -38,8 +38,8 @@ shortfall the former forecast Monte-Carlo had (0.838 for 0.90 in the benchmark) 
 modelled: the undershoot (`undershoot_pmf`), months that are not independent (two-state
 occurrence chain, `_window_sum_pmfs`), fractional reorder points (whole units), and the few
 lumps a part has seen (`_size_pmf`'s predictive tail, `_predictive_protection_pmf`). The
-classic s = D·L̄ + k·σ_x and the empirical-window quantile are kept beside it for comparison;
-the forecast Monte-Carlo (`policy_for_item`) stays for the benchmark's old rows.
+classic s = D·L̄ + k·σ_x (its D and σ from the forecast's moments, `forecast_moments`) and the
+empirical-window quantile are kept beside it for comparison.
 """
 
 from __future__ import annotations
@@ -61,8 +61,6 @@ AlertLevel = Literal["critical", "attention", "monitor", "ok"]
 CRITICAL_COVER_FRACTION = 0.5
 MONITOR_ROP_MULTIPLE = 1.5
 
-# Uniform draws are kept off 0 and 1 so the logarithmic tails stay finite.
-_U_EPS = 1e-12
 # Midpoint grid used to integrate a period's quantile function into its mean and variance.
 _MOMENT_GRID = 4096
 
@@ -84,30 +82,6 @@ class LeadTime:
     n_samples: int
     source: LeadTimeSource
     samples_days: tuple[float, ...] = ()
-
-
-@dataclass(frozen=True)
-class InventoryPolicy:
-    """Reorder point and safety stock of one item at one service level, with the classic
-    formula's numbers beside them for comparison. Quantities are in stock units."""
-
-    item_code: str
-    service_level: float
-    z: float
-    lead_time_mean_days: float
-    lead_time_std_days: float
-    lead_time_p50_days: float
-    lead_time_p90_days: float
-    lead_time_source: LeadTimeSource
-    lead_time_samples: int
-    mean_daily_demand: float
-    sigma_daily_demand: float
-    reorder_point: float
-    mean_lead_time_demand: float
-    safety_stock: float
-    classic_safety_stock: float
-    classic_reorder_point: float
-    simulations: int
 
 
 @dataclass(frozen=True)
@@ -135,7 +109,7 @@ class SimulationResult:
 
     @property
     def achieved_service_level(self) -> float:
-        """The cycle service level (P1): what `InventoryPolicy.service_level` targets."""
+        """The cycle service level (P1): what the policy's `service_level` targets."""
         return self.cycle_service_level
 
 
@@ -206,26 +180,6 @@ def _gamma_quantile(mean: float, std: float, p: float) -> float:
     cube = 1.0 - c + NormalDist().inv_cdf(p) * math.sqrt(c)
     # The cube can go negative for very small shapes: the quantile is then ~0, not negative.
     return float(mean * max(cube, 0.0) ** 3)
-
-
-def _draw_lead_times(lead_time: LeadTime, n: int, rng: np.random.Generator) -> np.ndarray:
-    """n lead times in days: bootstrap the samples, else gamma(L̄, σ_L), else L̄ every time."""
-    if lead_time.samples_days:
-        return rng.choice(np.asarray(lead_time.samples_days, dtype=float), size=n)
-    mean, std = lead_time.mean_days, lead_time.std_days
-    if std > 0 and mean > 0:
-        # Gamma rather than normal: lead times are positive and right-skewed.
-        return rng.gamma(shape=(mean / std) ** 2, scale=std**2 / mean, size=n)
-    return np.full(n, max(mean, 0.0))
-
-
-def sample_lead_times(lead_time: LeadTime, n: int, *, seed: int) -> np.ndarray:
-    """n whole-day lead times drawn like the Monte-Carlo draws them (rounded to the nearest
-    day, ≥ 0), e.g. one per order for `simulate_policy`."""
-    if n < 0:
-        raise ValueError(f"n must be >= 0, got {n}")
-    draws = _draw_lead_times(lead_time, n, np.random.default_rng(seed))
-    return np.maximum(np.rint(draws), 0).astype(int)
 
 
 # --- forecast quantiles → demand --------------------------------------------------------------
@@ -302,77 +256,6 @@ def forecast_moments(
     return means, variances
 
 
-def simulate_lead_time_demand(
-    period_quantiles: np.ndarray,
-    quantiles: Sequence[float],
-    period_days: int,
-    lead_time: LeadTime,
-    *,
-    simulations: int = 5000,
-    seed: int,
-) -> np.ndarray:
-    """Monte-Carlo draws of x_L, the demand over one lead time (`simulations` values).
-
-    For each draw j:
-
-        Lⱼ   ~ the lead-time distribution (bootstrap of the item's samples, or a gamma with
-               mean L̄ and std σ_L when only moments are known, or L̄ when σ_L = 0)
-        x_t  = Q_t(U_t), U_t ~ U(0, 1) i.i.d.  (inverse-CDF draw from period t's forecast)
-        x_L  = Σ_t w_t·x_t,   w_t = min(1, max(0, Lⱼ/p − t))   (p = `period_days`, t = 0, 1, …)
-
-    so the last, partly covered period counts pro rata (demand spread evenly within a period).
-    Periods past the forecast horizon reuse the last period's quantiles. Periods are drawn
-    independently: forecast errors correlated across periods would widen x_L, so the
-    reorder point is optimistic for them. Same inputs and seed give the same draws.
-    """
-    levels, values = _check_forecast(period_quantiles, quantiles)
-    if period_days < 1:
-        raise ValueError(f"period_days must be >= 1, got {period_days}")
-    if simulations < 1:
-        raise ValueError(f"simulations must be >= 1, got {simulations}")
-    rng = np.random.default_rng(seed)
-    lead_periods = _draw_lead_times(lead_time, simulations, rng) / period_days
-    n_periods = math.ceil(float(lead_periods.max()))
-    demand = np.zeros(simulations)
-    if n_periods == 0:
-        return demand
-    u = np.clip(rng.random((simulations, n_periods)), _U_EPS, 1 - _U_EPS)
-    horizon = values.shape[0]
-    for t in range(n_periods):
-        weight = np.clip(lead_periods - t, 0.0, 1.0)
-        row = values[min(t, horizon - 1)]
-        demand += weight * _inverse_cdf(u[:, t], levels, row)
-    return demand
-
-
-def lead_time_demand_quantile(
-    period_quantiles: np.ndarray,
-    quantiles: Sequence[float],
-    period_days: int,
-    lead_time: LeadTime,
-    service_level: float,
-    *,
-    simulations: int = 5000,
-    seed: int,
-) -> float:
-    """The forecast-driven reorder point s = F⁻¹_{x_L}(P1).
-
-    The empirical P1-quantile (linear interpolation) of the draws of
-    `simulate_lead_time_demand`; see there for the model. Monotone in P1 for a fixed seed,
-    0 for a zero forecast, deterministic for a seed.
-    """
-    _check_service_level(service_level)
-    draws = simulate_lead_time_demand(
-        period_quantiles,
-        quantiles,
-        period_days,
-        lead_time,
-        simulations=simulations,
-        seed=seed,
-    )
-    return float(np.quantile(draws, service_level))
-
-
 def _check_service_level(service_level: float) -> None:
     if not 0 < service_level < 1:
         raise ValueError(f"service_level must be in (0, 1), got {service_level}")
@@ -420,87 +303,6 @@ def reorder_point_classic(mean_daily: float, mean_lt_days: float, safety_stock: 
 
 
 # --- policy per item ----------------------------------------------------------------------
-
-
-def policy_for_item(
-    item_code: str,
-    period_quantiles: np.ndarray,
-    quantiles: Sequence[float],
-    period_days: int,
-    lead_time: LeadTime,
-    service_level: float,
-    *,
-    simulations: int = 5000,
-    seed: int,
-    mean_daily_demand: float | None = None,
-    sigma_daily_demand: float | None = None,
-) -> InventoryPolicy:
-    """Reorder point and safety stock of one item from its forecast and lead time.
-
-    Forecast-driven (one Monte-Carlo sample of x_L, see `simulate_lead_time_demand`):
-
-        s   = F⁻¹_{x_L}(P1)                  `reorder_point`
-        x̂_L = E[x_L]                         `mean_lead_time_demand`
-        SS  = max(0, s − x̂_L)                `safety_stock`
-
-    SS is floored at 0 for reporting: s < x̂_L happens for skewed, intermittent demand at
-    moderate P1, where no buffer above the mean is needed; `reorder_point` stays the quantile.
-
-    Classic, for comparison: k = Φ⁻¹(P1), SS_c = k·√(L̄·σ_D² + D²·σ_L²), s_c = D·L̄ + SS_c.
-    D and σ_D default to the forecast over the periods covering L̄ (at least one, the last
-    period repeated past the horizon): D = mean(E[x_t])/p, σ_D = √(mean(Var[x_t])/p), i.e.
-    days inside a period taken as i.i.d.; pass `mean_daily_demand` / `sigma_daily_demand`
-    (e.g. from history) to override.
-    """
-    draws = simulate_lead_time_demand(
-        period_quantiles,
-        quantiles,
-        period_days,
-        lead_time,
-        simulations=simulations,
-        seed=seed,
-    )
-    z = z_for_service_level(service_level)
-    reorder_point = float(np.quantile(draws, service_level))
-    mean_ltd = float(draws.mean())
-
-    if mean_daily_demand is None or sigma_daily_demand is None:
-        means, variances = forecast_moments(period_quantiles, quantiles)
-        window = max(1, math.ceil(lead_time.mean_days / period_days))
-        rows = np.minimum(np.arange(window), means.size - 1)
-        if mean_daily_demand is None:
-            mean_daily_demand = float(means[rows].mean()) / period_days
-        if sigma_daily_demand is None:
-            sigma_daily_demand = math.sqrt(float(variances[rows].mean()) / period_days)
-
-    classic_ss = classic_safety_stock(
-        z,
-        sigma_daily_demand,
-        lead_time.mean_days,
-        sigma_lt_days=lead_time.std_days,
-        mean_daily=mean_daily_demand,
-    )
-    return InventoryPolicy(
-        item_code=item_code,
-        service_level=service_level,
-        z=z,
-        lead_time_mean_days=lead_time.mean_days,
-        lead_time_std_days=lead_time.std_days,
-        lead_time_p50_days=lead_time.p50_days,
-        lead_time_p90_days=lead_time.p90_days,
-        lead_time_source=lead_time.source,
-        lead_time_samples=lead_time.n_samples,
-        mean_daily_demand=mean_daily_demand,
-        sigma_daily_demand=sigma_daily_demand,
-        reorder_point=reorder_point,
-        mean_lead_time_demand=mean_ltd,
-        safety_stock=max(0.0, reorder_point - mean_ltd),
-        classic_safety_stock=classic_ss,
-        classic_reorder_point=reorder_point_classic(
-            mean_daily_demand, lead_time.mean_days, classic_ss
-        ),
-        simulations=simulations,
-    )
 
 
 # --- reorder point from the part's demand history (what the product uses) ----------------------
@@ -1089,7 +891,7 @@ def simulate_policy(
     exactly the L days of demand the reorder point has to cover. Receipts clear backorders first.
 
     `lead_time_days` is one whole number of days for every order, or one per order in the
-    order they are placed (e.g. `sample_lead_times`; `len(actual_daily_demand)` values always
+    order they are placed (`len(actual_daily_demand)` values always
     suffice, since at most one order is placed a day). Orders may cross.
 
         P2 (fill rate)        = Σ served from the shelf on the day / Σ d_t

@@ -219,8 +219,6 @@ def read_gold_inputs(lake: Lake) -> GoldInputs:
     if live is None:
         raise NoHistoryError("no completed gold build yet (gold.builds is empty)")
     build_id, named = live
-    if "fact_demand" not in named:
-        raise NoHistoryError(f"gold build {build_id} has no fact_demand")
     versions: dict[str, int] = {}
     tables: dict[str, pa.Table | None] = {}
     for name, columns in GOLD_INPUTS.items():
@@ -233,7 +231,7 @@ def read_gold_inputs(lake: Lake) -> GoldInputs:
         tables[name] = table.to_pyarrow_table(columns=list(columns))
     demand = tables["fact_demand"]
     if demand is None:
-        raise NoHistoryError("gold.fact_demand does not exist yet")
+        raise NoHistoryError(f"gold build {build_id} has no fact_demand")
     return GoldInputs(build_id, versions, demand, tables["fact_lead_time"], tables["fact_stock"])
 
 

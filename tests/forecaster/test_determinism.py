@@ -19,7 +19,6 @@ import pyarrow as pa
 import pytest
 
 from services.forecaster.history import bucket_history
-from services.forecaster.policy import lead_time_distribution, policy_for_item
 from services.forecaster.runner import ForecastOptions, run_forecast
 from shared.manifests import read_live
 from shared.settings import NovaSettings
@@ -30,20 +29,6 @@ LEVELS = (0.1, 0.5, 0.9, 0.95)
 
 def _permuted(table: pa.Table, seed: int) -> pa.Table:
     return table.take(np.random.default_rng(seed).permutation(table.num_rows))
-
-
-def test_lead_time_does_not_depend_on_the_order_of_its_samples():
-    samples = [3, 7, 8, 14, 5, 21, 9, 4, 6, 30, 2, 11]
-    forecast = np.array([[0.0, 1.0, 3.0, 4.0]] * 6)
-    results = []
-    for seed in range(4):
-        order = np.random.default_rng(seed).permutation(len(samples))
-        lead = lead_time_distribution([samples[i] for i in order], fallback_days=10)
-        policy = policy_for_item("X", forecast, LEVELS, 7, lead, 0.95, seed=11)
-        results.append((lead, policy))
-    assert [policy.reorder_point for _, policy in results] == [results[0][1].reorder_point] * 4
-    assert all(result == results[0] for result in results[1:])
-    assert results[0][0].samples_days == tuple(sorted(float(s) for s in samples))
 
 
 def test_bucketed_demand_does_not_depend_on_row_order():

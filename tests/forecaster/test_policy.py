@@ -16,12 +16,8 @@ from services.forecaster.policy import (
     LeadTime,
     classic_safety_stock,
     forecast_moments,
-    lead_time_demand_quantile,
     lead_time_distribution,
-    policy_for_item,
     reorder_point_classic,
-    sample_lead_times,
-    simulate_lead_time_demand,
     simulate_policy,
     stock_alert,
     z_for_service_level,
@@ -90,16 +86,6 @@ def test_lead_time_rejects_bad_fallback(kwargs):
         lead_time_distribution([1, 2, 3], **kwargs)
 
 
-def test_sample_lead_times_are_whole_days_and_seeded():
-    lead = lead_time_distribution([], fallback_days=10, fallback_std_days=3)
-    first = sample_lead_times(lead, 50, seed=4)
-    assert first.dtype.kind == "i"
-    assert np.all(first >= 0)
-    assert np.array_equal(first, sample_lead_times(lead, 50, seed=4))
-    empirical = lead_time_distribution([3, 5, 9], fallback_days=30)
-    assert set(sample_lead_times(empirical, 100, seed=1)) <= {3, 5, 9}
-
-
 # --- classic formulas ---------------------------------------------------------------------
 
 
@@ -135,111 +121,6 @@ def test_classic_reorder_point_and_z():
 # --- Monte-Carlo lead-time demand -----------------------------------------------------------
 
 
-def test_constant_demand_over_two_periods():
-    # 3 per 7-day period, lead time 14 days = 2 periods → exactly 6 in every draw.
-    result = lead_time_demand_quantile(
-        constant_forecast(3, horizon=4), [0.1, 0.5, 0.9], 7, fixed_lead_time(14), 0.95, seed=1
-    )
-    assert result == pytest.approx(6.0)
-
-
-def test_fractional_last_period_counts_pro_rata():
-    # Lead time 10 days, 7-day periods: 3 + 3·3/7.
-    result = lead_time_demand_quantile(
-        constant_forecast(3, horizon=2), [0.1, 0.5, 0.9], 7, fixed_lead_time(10), 0.9, seed=1
-    )
-    assert result == pytest.approx(3 + 9 / 7)
-
-
-def test_periods_past_the_horizon_repeat_the_last_period():
-    # One forecast period of 3, lead time 3 periods → 9.
-    result = lead_time_demand_quantile(
-        constant_forecast(3), [0.1, 0.5, 0.9], 7, fixed_lead_time(21), 0.9, seed=1
-    )
-    assert result == pytest.approx(9.0)
-
-
-def test_one_period_of_normal_demand_matches_analytic_quantile():
-    # Lead time = one 7-day period of N(10, 2²): s = 10 + 1.6449·2 ≈ 13.29.
-    result = lead_time_demand_quantile(
-        normal_row(10, 2)[None, :], LEVELS, 7, fixed_lead_time(7), 0.95, simulations=20_000, seed=3
-    )
-    assert result == pytest.approx(10 + 1.6449 * 2, abs=0.15)
-
-
-def test_two_independent_periods_add_variances():
-    # N(10, 2²) + N(10, 2²) = N(20, 8): s = 20 + 1.6449·√8 ≈ 24.65.
-    forecast = np.vstack([normal_row(10, 2), normal_row(10, 2)])
-    result = lead_time_demand_quantile(
-        forecast, LEVELS, 7, fixed_lead_time(14), 0.95, simulations=20_000, seed=3
-    )
-    assert result == pytest.approx(20 + 1.6449 * math.sqrt(8), abs=0.25)
-
-
-def test_upper_tail_extends_past_the_last_quantile():
-    # Exponential(1) quantiles up to 0.9; the exponential tail is exact: q(0.99) = ln 100.
-    levels = [0.1, 0.25, 0.5, 0.75, 0.9]
-    forecast = np.array([[-math.log(1 - p) for p in levels]])
-    result = lead_time_demand_quantile(
-        forecast, levels, 7, fixed_lead_time(7), 0.99, simulations=20_000, seed=5
-    )
-    assert result == pytest.approx(math.log(100), abs=0.25)
-
-
-def test_quantile_is_monotone_in_service_level():
-    forecast = np.vstack([normal_row(10, 3)] * 3)
-    lead = lead_time_distribution([5, 9, 12, 15, 20], fallback_days=10)
-    results = [
-        lead_time_demand_quantile(forecast, LEVELS, 7, lead, level, seed=11)
-        for level in (0.5, 0.8, 0.9, 0.95, 0.99)
-    ]
-    assert results == sorted(results)
-    assert results[0] < results[-1]
-
-
-def test_zero_forecast_gives_zero():
-    # Negative quantiles (a model artefact) are clamped to 0 too.
-    forecast = np.array([[-1.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
-    lead = lead_time_distribution([], fallback_days=10, fallback_std_days=4)
-    assert lead_time_demand_quantile(forecast, [0.1, 0.5, 0.9], 7, lead, 0.99, seed=2) == 0.0
-
-
-def test_zero_lead_time_gives_zero():
-    result = lead_time_demand_quantile(
-        constant_forecast(5), [0.1, 0.5, 0.9], 7, fixed_lead_time(0), 0.9, seed=2
-    )
-    assert result == 0.0
-
-
-def test_deterministic_for_a_seed():
-    forecast = normal_row(10, 2)[None, :]
-    lead = lead_time_distribution([3, 7, 8, 14], fallback_days=10)
-    first = simulate_lead_time_demand(forecast, LEVELS, 7, lead, simulations=500, seed=9)
-    again = simulate_lead_time_demand(forecast, LEVELS, 7, lead, simulations=500, seed=9)
-    other = simulate_lead_time_demand(forecast, LEVELS, 7, lead, simulations=500, seed=10)
-    assert np.array_equal(first, again)
-    assert not np.array_equal(first, other)
-
-
-def test_empirical_lead_time_is_resampled():
-    # 1 unit a day, lead time 5, 10 or 15 days with equal weight: x_L = L.
-    forecast = np.ones((20, 2))
-    lead = lead_time_distribution([5, 10, 15], fallback_days=30)
-    assert lead_time_demand_quantile(forecast, [0.1, 0.9], 1, lead, 0.9, seed=4) == 15
-    assert lead_time_demand_quantile(forecast, [0.1, 0.9], 1, lead, 0.2, seed=4) == 5
-
-
-def test_moment_lead_time_draws_from_a_gamma():
-    # 1 unit a day and a gamma lead time (mean 10, std 3): x_L = L, q90 ≈ 13.99.
-    forecast = np.ones((20, 2))
-    lead = lead_time_distribution([], fallback_days=10, fallback_std_days=3)
-    reference = np.quantile(np.random.default_rng(0).gamma((10 / 3) ** 2, 0.9, 400_000), 0.9)
-    result = lead_time_demand_quantile(
-        forecast, [0.1, 0.9], 1, lead, 0.9, simulations=20_000, seed=4
-    )
-    assert result == pytest.approx(reference, abs=0.15)
-
-
 @pytest.mark.parametrize(
     ("forecast", "levels"),
     [
@@ -251,7 +132,7 @@ def test_moment_lead_time_draws_from_a_gamma():
 )
 def test_rejects_malformed_forecasts(forecast, levels):
     with pytest.raises(ValueError):
-        lead_time_demand_quantile(forecast, levels, 7, fixed_lead_time(7), 0.9, seed=1)
+        forecast_moments(forecast, levels)
 
 
 def test_forecast_moments_of_a_normal_row():
@@ -261,72 +142,6 @@ def test_forecast_moments_of_a_normal_row():
 
 
 # --- policy per item ----------------------------------------------------------------------
-
-
-def test_policy_for_constant_demand_needs_no_safety_stock():
-    policy = policy_for_item(
-        "MAT-1", constant_forecast(3, 4), [0.1, 0.5, 0.9], 7, fixed_lead_time(14), 0.95, seed=1
-    )
-    assert policy.item_code == "MAT-1"
-    assert policy.reorder_point == pytest.approx(6)
-    assert policy.mean_lead_time_demand == pytest.approx(6)
-    assert policy.safety_stock == pytest.approx(0)
-    # Classic: D = 3/7, σ_D = 0 → SS = 0, s = 3/7 · 14 = 6.
-    assert policy.mean_daily_demand == pytest.approx(3 / 7)
-    assert policy.classic_safety_stock == pytest.approx(0)
-    assert policy.classic_reorder_point == pytest.approx(6)
-    assert policy.lead_time_source == "fallback"
-
-
-def test_policy_agrees_with_classic_formula_for_normal_demand():
-    # One 7-day period of N(10, 2²) and a fixed 7-day lead time: both give s ≈ 13.29, SS ≈ 3.29.
-    policy = policy_for_item(
-        "MAT-2",
-        normal_row(10, 2)[None, :],
-        LEVELS,
-        7,
-        fixed_lead_time(7),
-        0.95,
-        simulations=20_000,
-        seed=3,
-        mean_daily_demand=10 / 7,
-        sigma_daily_demand=2 / math.sqrt(7),
-    )
-    assert policy.z == pytest.approx(1.6449, abs=1e-4)
-    assert policy.classic_safety_stock == pytest.approx(1.6449 * 2, abs=1e-3)
-    assert policy.classic_reorder_point == pytest.approx(10 + 1.6449 * 2, abs=1e-3)
-    assert policy.reorder_point == pytest.approx(policy.classic_reorder_point, abs=0.15)
-    assert policy.mean_lead_time_demand == pytest.approx(10, abs=0.1)
-    assert policy.safety_stock == pytest.approx(policy.reorder_point - policy.mean_lead_time_demand)
-
-
-def test_policy_classic_uses_lead_time_variance():
-    lead = lead_time_distribution([5, 9, 13], fallback_days=30)
-    policy = policy_for_item(
-        "MAT-3",
-        normal_row(7, 2)[None, :],
-        LEVELS,
-        7,
-        lead,
-        0.9,
-        seed=3,
-        mean_daily_demand=1,
-        sigma_daily_demand=0.5,
-    )
-    # σ_L = 4: SS = z·√(9·0.25 + 1·16).
-    expected = z_for_service_level(0.9) * math.sqrt(9 * 0.25 + 16)
-    assert policy.classic_safety_stock == pytest.approx(expected)
-    assert policy.lead_time_samples == 3
-    assert policy.lead_time_std_days == pytest.approx(4)
-
-
-def test_policy_safety_stock_never_negative():
-    # Intermittent: 90 % of periods have no demand, rare spikes. s(0.9) ≈ 0 < x̂_L ≈ 2.9.
-    policy = policy_for_item(
-        "MAT-4", np.array([[0.0, 0.0, 20.0]]), [0.5, 0.9, 0.95], 7, fixed_lead_time(7), 0.9, seed=1
-    )
-    assert policy.reorder_point < policy.mean_lead_time_demand
-    assert policy.safety_stock == 0.0
 
 
 # --- alerts -------------------------------------------------------------------------------
