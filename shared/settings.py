@@ -117,6 +117,10 @@ class IngestorSettings(BaseModel):
     metrics_port: int = Field(
         9101, ge=0, le=65535, description="Prometheus metrics port of the ingestor (0: off)."
     )
+    metrics_host: str = Field(
+        "127.0.0.1",
+        description="Address the ingestor's metrics listen on (0.0.0.0: every interface).",
+    )
     bronze_retention_days: float = Field(
         90.0,
         gt=0,
@@ -129,7 +133,12 @@ class TransformerSettings(BaseModel):
     max_deliver: int = Field(
         10, ge=1, description="Deliveries of one event (retried with backoff) before giving up."
     )
-    ack_wait_seconds: float = Field(300.0, gt=0, description="Redeliver when not acked this long.")
+    ack_wait_seconds: float = Field(
+        20.0,
+        gt=0,
+        description="Redeliver when not acked this long: the event of a crashed transformer "
+        "is built again this soon (a long build reports progress, so it is not).",
+    )
 
 
 class ForecasterSettings(BaseModel):

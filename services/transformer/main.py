@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import random
@@ -22,14 +23,20 @@ from faststream.middlewares import AckPolicy
 from faststream.nats import ConsumerConfig, JStream, NatsBroker, PullSub
 from faststream.nats.annotations import NatsMessage
 from faststream.nats.security import NatsUserPassword
+from nats.js import JetStreamContext
 from nats.js.api import AckPolicy as JsAckPolicy
 from nats.js.api import DeliverPolicy
-from nats.js.errors import BadRequestError, KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.errors import (
+    BadRequestError,
+    KeyNotFoundError,
+    KeyWrongLastSequenceError,
+    NotFoundError,
+)
 from nats.js.kv import KeyValue
 from pydantic import ValidationError
 
 from services.transformer.builds import BuildResult, UnknownDatasetError, apply_bronze_event
-from shared.broker import connect, ensure_stream, error_callback
+from shared.broker import connect, ensure_stream, error_callback, until_settled
 from shared.events import (
     BRONZE_INGESTED_ANY,
     DLQ_HEADER_DELIVERIES,
@@ -65,7 +72,9 @@ DLQ_PUBLISH_TIMEOUT_SECONDS = 5.0
 # starts from the table as it is when writing, not as it was read: what a concurrent build
 # committed in between is overwritten without any conflict raised (two replicas without this
 # lost 6 of 90 silver rows in a run of tests/integration/test_transformer_replicas.py). The key
-# expires after the TTL unless refreshed, so a replica that dies mid-build frees it on its own.
+# expires after the TTL unless refreshed, so a replica that dies mid-build frees it on its own,
+# 11 to 15 s after dying: about when its event is redelivered (13 to 20 s after, with the default
+# 20 s ack wait), so the lease adds at most a couple of seconds to a recovery.
 LEASE_BUCKET = "nova_transformer_lease"
 LEASE_KEY = "build"
 LEASE_TTL_SECONDS = 15.0
@@ -73,7 +82,8 @@ LEASE_REFRESH_SECONDS = 4.0
 LEASE_RECHECK_SECONDS = 1.0  # an expired lease announces nothing: look again this often
 # JetStream redelivers a message not acked within ack_wait; a build waiting for the lease or
 # running long reports progress this often (or thrice per ack_wait) so that the other replica
-# does not get it too.
+# does not get it too. The ack wait itself is short (20 s by default): it is how long the event
+# of a replica that crashed mid-build waits before another one builds it.
 PROGRESS_SECONDS = 10.0
 # While the lake does not answer, a failed build waits for it, looking again after 1 s, 2 s,
 # 4 s ... at most this often, and is then built again in the same delivery.
@@ -256,6 +266,52 @@ def broker_security(settings: NatsSettings) -> NatsUserPassword | None:
     return NatsUserPassword(auth["user"], auth["password"]) if auth else None
 
 
+def consumer_config(settings: NovaSettings) -> ConsumerConfig:
+    """The durable consumer the transformers share (FastStream adds its name and filter)."""
+    return ConsumerConfig(
+        ack_policy=JsAckPolicy.EXPLICIT,
+        deliver_policy=DeliverPolicy.ALL,
+        max_deliver=settings.transformer.max_deliver,
+        ack_wait=settings.transformer.ack_wait_seconds,
+    )
+
+
+async def update_consumer(js: JetStreamContext, settings: NovaSettings) -> bool:
+    """Bring an existing durable consumer to the configured ack wait and deliveries; whether
+    it had to change.
+
+    FastStream (nats-py's pull_subscribe) creates the consumer when it is missing but binds to
+    an existing one as it is: one created by an older release with a 300 s ack wait would keep
+    the event of a crashed build for five minutes, whatever the settings say now. Only the
+    fields set here are changed; the rest stays as whoever created it made it.
+    """
+    stream, durable = settings.nats.stream, settings.transformer.durable_name
+    try:
+        info = await until_settled(
+            lambda: js.consumer_info(stream, durable), f"consumer {stream}.{durable}"
+        )
+    except NotFoundError:
+        return False  # FastStream creates it from consumer_config
+    wanted = consumer_config(settings)
+    current = info.config
+    if (current.ack_wait, current.max_deliver) == (wanted.ack_wait, wanted.max_deliver):
+        return False
+    updated = dataclasses.replace(current, ack_wait=wanted.ack_wait, max_deliver=wanted.max_deliver)
+    # A create with the same name and an updatable difference is an update (nats-server >= 2.10).
+    await until_settled(
+        lambda: js.add_consumer(stream, config=updated), f"consumer {stream}.{durable}"
+    )
+    log.info(
+        "transformer_consumer_updated",
+        durable=durable,
+        ack_wait_seconds=wanted.ack_wait,
+        previous_ack_wait_seconds=current.ack_wait,
+        max_deliver=wanted.max_deliver,
+        previous_max_deliver=current.max_deliver,
+    )
+    return True
+
+
 def build_app(settings: NovaSettings) -> FastStream:
     lake = Lake.from_settings(settings.storage)
     max_deliver = settings.transformer.max_deliver
@@ -385,12 +441,7 @@ def build_app(settings: NovaSettings) -> FastStream:
         stream=stream,
         durable=settings.transformer.durable_name,
         pull_sub=PullSub(batch_size=1, timeout=5.0),
-        config=ConsumerConfig(
-            ack_policy=JsAckPolicy.EXPLICIT,
-            deliver_policy=DeliverPolicy.ALL,
-            max_deliver=max_deliver,
-            ack_wait=settings.transformer.ack_wait_seconds,
-        ),
+        config=consumer_config(settings),
         # Ack only once silver and gold are committed; failures nack or reject explicitly.
         ack_policy=AckPolicy.NACK_ON_ERROR,
     )
@@ -484,6 +535,7 @@ async def serve(settings: NovaSettings) -> None:
     nc = await connect(settings.nats, name=f"{PRODUCER}-setup")
     try:
         await ensure_stream(nc.jetstream(), settings.nats)
+        await update_consumer(nc.jetstream(), settings)
     finally:
         await nc.close()
     log.info(

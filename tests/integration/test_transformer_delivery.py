@@ -11,7 +11,7 @@ import pytest
 from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError
 from faststream.nats import NatsBroker
-from nats.js.api import StorageType
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType
 
 from services.transformer import main as transformer_main
 from services.transformer.builds import BuildResult
@@ -25,7 +25,7 @@ from services.transformer.main import (
     retry_delay_seconds,
 )
 from shared.broker import connect, ensure_stream
-from shared.events import BronzeIngested
+from shared.events import BRONZE_INGESTED_ANY, BronzeIngested
 from shared.settings import NovaSettings
 
 
@@ -218,3 +218,86 @@ def test_commit_conflicts_are_retried_soon_and_then_acked(nats_url, tmp_path, mo
     # descheduled process) and still sit below the generic backoff from the second retry on.
     assert all(gap < 2.0 for gap in gaps), (gaps, delays)
     assert sum(gaps) < 6.0, (gaps, delays)
+
+
+def test_an_existing_consumer_is_brought_to_the_configured_ack_wait(nats_url, tmp_path):
+    # Imported here so that the rest of this file still runs against a transformer without it.
+    from services.transformer.main import update_consumer
+
+    settings = NovaSettings(var_dir=tmp_path, nats={"url": nats_url})
+    assert settings.transformer.ack_wait_seconds <= 20  # a crashed build is redelivered soon
+
+    async def scenario() -> tuple[bool, float, int, bool]:
+        nc = await connect(settings.nats, name="test")
+        js = nc.jetstream()
+        await ensure_stream(js, settings.nats)
+        try:
+            # As an older release left it: created by FastStream with a five-minute ack wait.
+            old = ConsumerConfig(
+                name="transformer",
+                durable_name="transformer",
+                filter_subject=BRONZE_INGESTED_ANY,
+                ack_policy=AckPolicy.EXPLICIT,
+                deliver_policy=DeliverPolicy.ALL,
+                max_deliver=4,
+                ack_wait=300.0,
+            )
+            await js.add_consumer(settings.nats.stream, config=old)
+            changed = await update_consumer(js, settings)
+            app = build_app(settings)
+            await app.broker.start()  # binds to the updated consumer as it is
+            await app.broker.stop()
+            info = await js.consumer_info(settings.nats.stream, "transformer")
+            again = await update_consumer(js, settings)
+        finally:
+            await nc.close()
+        return changed, info.config.ack_wait, info.config.max_deliver, again
+
+    changed, ack_wait, max_deliver, again = asyncio.run(scenario())
+    assert changed and not again
+    assert ack_wait == settings.transformer.ack_wait_seconds
+    assert max_deliver == settings.transformer.max_deliver
+
+
+@pytest.mark.slow
+def test_a_build_longer_than_the_ack_wait_is_delivered_once(nats_url, tmp_path, monkeypatch):
+    """Progress reports keep a long build's event with its replica: the other replica, pulling
+    from the same consumer all along, never gets it, and it is built once."""
+    ack_wait = 2.0
+    builds: list[str] = []
+
+    def long_build(lake, event) -> BuildResult:
+        builds.append(event.event_id)
+        time.sleep(2.5 * ack_wait)  # in the build thread, as a real build's work is
+        return BuildResult(build_id="c" * 32, tables=[])
+
+    monkeypatch.setattr(transformer_main, "apply_bronze_event", long_build)
+    settings = NovaSettings(
+        var_dir=tmp_path, nats={"url": nats_url}, transformer={"ack_wait_seconds": ack_wait}
+    )
+
+    async def scenario() -> object:
+        nc = await connect(settings.nats, name="test")
+        js = nc.jetstream()
+        await ensure_stream(js, settings.nats)
+        replicas = [build_app(settings), build_app(settings)]
+        for app in replicas:
+            await app.broker.start()
+        try:
+            event = _event("erp_requisitions", "bronze/erp_requisitions/x.parquet")
+            await js.publish(event.subject, event.to_bytes())
+            deadline = time.monotonic() + 30
+            info = await js.consumer_info(settings.nats.stream, "transformer")
+            while info.ack_floor.stream_seq < 1 and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+                info = await js.consumer_info(settings.nats.stream, "transformer")
+        finally:
+            for app in replicas:
+                await app.broker.stop()
+            await nc.close()
+        return info
+
+    info = asyncio.run(scenario())
+    assert info.ack_floor.stream_seq == 1, info
+    assert len(builds) == 1, builds
+    assert info.num_redelivered == 0 and info.delivered.consumer_seq == 1, info
