@@ -17,7 +17,7 @@ from services.cli.storage import storage_app
 from shared.settings import NovaSettings
 
 if TYPE_CHECKING:
-    from services.cli.runtime import Stack, StartGuard
+    from services.cli.runtime import Child, Stack, StartGuard
 
 app = typer.Typer(help="Nova Corrente data platform.", no_args_is_help=True, add_completion=False)
 app.command("datasets")(datasets)
@@ -28,8 +28,6 @@ app.add_typer(bronze_app, name="bronze")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(storage_app, name="storage")
 app.command("replay")(replay)
-
-ITEMS_TIMEOUT_SECONDS = 120.0
 
 
 @app.command("demo-data")
@@ -55,7 +53,16 @@ def demo_data(
 
 @app.command()
 def up(
-    demo: Annotated[bool, typer.Option(help="Drop generated demo exports into the inbox.")] = True,
+    demo: Annotated[
+        bool,
+        typer.Option(help="Drop generated demo exports into the inbox when the lake is empty."),
+    ] = True,
+    force_demo: Annotated[
+        bool,
+        typer.Option(
+            "--force-demo", help="Drop the demo exports even into a lake that holds data."
+        ),
+    ] = False,
     forecast: Annotated[
         bool, typer.Option(help="Run one forecast as soon as gold has demand.")
     ] = True,
@@ -67,12 +74,12 @@ def up(
     # While starting, Ctrl-C leaves the waits at once (children are stopped below), but never
     # between starting a child and recording it (see `StartGuard`).
     guard = StartGuard()
-    stack = Stack(settings, guard)
+    stack = Stack(settings, guard, say=typer.echo)
     previous = {s: signal.signal(s, guard.handler) for s in (signal.SIGINT, signal.SIGTERM)}
     exit_code = 0
     try:
         try:
-            _start_and_serve(stack, guard, demo=demo, forecast=forecast)
+            _start_and_serve(stack, guard, demo=demo, force_demo=force_demo, forecast=forecast)
         finally:
             # From here on a signal only asks to stop: nothing may skip the stop below. (One
             # landing before this line raises StartInterrupted, which still gets there.)
@@ -99,77 +106,26 @@ def up(
     raise typer.Exit(exit_code)
 
 
-def _start_and_serve(stack: Stack, guard: StartGuard, *, demo: bool, forecast: bool) -> None:
-    """Start the stack (with the demo and a forecast if asked), then serve until a signal."""
-    from services.cli.runtime import wait_until
-    from services.demo.sources import generate_demo_sources
+def _start_and_serve(
+    stack: Stack, guard: StartGuard, *, demo: bool, force_demo: bool, forecast: bool
+) -> None:
+    """Start the stack (with the demo and a forecast if asked), then serve until a signal;
+    a child that dies meanwhile is restarted (`Stack.supervise`)."""
+    from services.cli.runtime import demo_refusal, drop_demo, start_forecast_when_settled
 
-    settings = stack.settings
-    inbox = settings.ingestor.inbox_dir
-    assert inbox is not None
+    # Looked at before the ingestor starts taking files: the lake as the operator left it.
+    refusal = demo_refusal(stack.settings) if demo and not force_demo else None
     typer.echo("starting nats-server, ingestor, transformer and api ...")
     stack.start()
-    if demo and stack.item_count() == 0:
-        staging = settings.var_dir / "demo"
-        sources = generate_demo_sources(staging)
-        inbox.mkdir(parents=True, exist_ok=True)
-        # Rename within one filesystem: the ingestor never sees a half-written file.
-        for path in sources.paths:
-            path.replace(inbox / path.name)
-        dropped = ", ".join(f"{p.name} ({sources.rows[p.name]} rows)" for p in sources.paths)
-        typer.echo(f"dropped {dropped} into {inbox}")
-        wait_until(
-            lambda: stack.item_count() > 0,
-            ITEMS_TIMEOUT_SECONDS,
-            "demo materials in the API",
-            stack.check_children,
-        )
-    forecast_run = None
-    if forecast and stack.item_count() > 0:
-        # Once every demo file is through, so that stock and lead times are in gold too.
-        wait_until(
-            lambda: not any(p.is_file() for p in inbox.rglob("*")),
-            ITEMS_TIMEOUT_SECONDS,
-            "the inbox to empty",
-            stack.check_children,
-        )
-        forecast_run = stack.start_forecast()
-    api = stack.api_url
-    quarantine_dir = settings.ingestor.quarantine_dir
-    assert quarantine_dir is not None
-    metrics_port = settings.ingestor.metrics_port
-    typer.echo(
-        "\nNova Corrente data platform is up.\n"
-        f"  dashboard  {api}/   (pipeline status, alerts, item forecasts)\n"
-        f"  API        {api}/api/v1   (docs: {api}/docs)\n"
-        f"  inbox      {inbox.resolve()}   (drop .xlsx, .csv, .json exports here;"
-        " `nova datasets` lists what is accepted)\n"
-        f"  quarantine {quarantine_dir.resolve()}   (`nova quarantine list`)\n"
-        f"  logs       {settings.log_dir.resolve()}/*.log   (JSON lines)\n"
-        + (
-            f"  metrics    http://127.0.0.1:{metrics_port}/metrics   (ingestor, Prometheus)\n"
-            if metrics_port
-            else ""
-        )
-        + f"  try        curl '{api}/api/v1/items?limit=5'\n"
-        f"  items now  {stack.item_count()}\n"
-        + (
-            f"  forecast   running in the background ({forecast_run.log_path}); "
-            "`nova forecast` runs one on demand\n"
-            + (
-                f"             progress: http://{settings.forecaster.metrics_host}:"
-                f"{settings.forecaster.metrics_port}/metrics while it runs (Prometheus)\n"
-                if settings.forecaster.metrics_port
-                else ""
-            )
-            if forecast_run
-            else ""
-        )
-        + "Press Ctrl-C to stop."
-    )
+    if force_demo or (demo and refusal is None):
+        drop_demo(stack)
+    elif refusal is not None:
+        typer.echo(refusal)
+    forecast_run = start_forecast_when_settled(stack) if forecast else None
+    typer.echo(banner(stack, forecast_run))
     guard.disarm()  # serving: a signal now only asks to stop
     while not guard.requested:
-        stack.check_children()
+        stack.supervise()
         if forecast_run is not None and (code := forecast_run.process.poll()) is not None:
             typer.echo(
                 "forecast done: forecasts and reorder points are in gold"
@@ -178,6 +134,56 @@ def _start_and_serve(stack: Stack, guard: StartGuard, *, demo: bool, forecast: b
             )
             forecast_run = None
         time.sleep(0.5)
+
+
+def banner(stack: Stack, forecast_run: Child | None) -> str:
+    """What is up and where: the addresses really bound, never a password."""
+    settings = stack.settings
+    api = stack.api_url
+    assert settings.ingestor.inbox_dir and settings.ingestor.quarantine_dir
+    metrics_port = settings.ingestor.metrics_port
+    items = stack.item_count(unreachable=-1)
+    auth = (
+        f"user {stack.nats_auth[0]}, password required"
+        if stack.nats_auth
+        else "no authentication: set NOVA_NATS__USER and NOVA_NATS__PASSWORD"
+    )
+    forecaster = settings.forecaster
+    return (
+        "\nNova Corrente data platform is up.\n"
+        f"  dashboard  {api}/   (pipeline status, alerts, item forecasts)\n"
+        f"  API        {api}/api/v1   (docs: {api}/docs)"
+        + ("   (API key required)" if stack.api_headers else "")
+        + "\n"
+        f"  inbox      {settings.ingestor.inbox_dir.resolve()}   (drop .xlsx, .csv, .json exports"
+        " here; `nova datasets` lists what is accepted)\n"
+        f"  quarantine {settings.ingestor.quarantine_dir.resolve()}   (`nova quarantine list`)\n"
+        f"  logs       {settings.log_dir.resolve()}/*.log   (JSON lines)\n"
+        f"  NATS       {stack.nats_url}   ({auth})\n"
+        + (
+            f"  metrics    http://{stack.metrics_host}:{metrics_port}/metrics"
+            "   (ingestor, Prometheus)\n"
+            if metrics_port
+            else ""
+        )
+        + f"  try        curl '{api}/api/v1/items?limit=5'"
+        + (" -H 'X-API-Key: <key>'" if stack.api_headers else "")
+        + "\n"
+        f"  items now  {items if items >= 0 else '? (the API is restarting)'}\n"
+        + (
+            f"  forecast   running in the background ({forecast_run.log_path}); "
+            "`nova forecast` runs one on demand\n"
+            + (
+                f"             progress: http://{forecaster.metrics_host}:"
+                f"{forecaster.metrics_port}/metrics while it runs (Prometheus)\n"
+                if forecaster.metrics_port
+                else ""
+            )
+            if forecast_run
+            else ""
+        )
+        + "Press Ctrl-C to stop."
+    )
 
 
 if __name__ == "__main__":
