@@ -11,17 +11,20 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import os
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from services.ingestor.contracts import Column, DatasetContract
+from services.ingestor.files import open_regular
 from services.ingestor.parsing import (
     ARROW_TYPES,
     HEADER_SCAN_ROWS,
@@ -75,7 +78,7 @@ def detect_encoding(sample: bytes, *, whole_file_is_utf8: bool) -> str:
 def is_utf8(path: Path, chunk_bytes: int = 4 * 1024 * 1024) -> bool:
     decoder = codecs.getincrementaldecoder("utf-8")()
     try:
-        with path.open("rb") as handle:
+        with os.fdopen(open_regular(path), "rb") as handle:
             while chunk := handle.read(chunk_bytes):
                 decoder.decode(chunk)
             decoder.decode(b"", final=True)
@@ -160,11 +163,18 @@ def _decimal_comma(samples: list[str], delimiter: str) -> bool:
 
 def read_csv(path: Path, layout: CsvLayout) -> Iterator[pa.RecordBatch]:
     """Typed record batches; a `ContractViolation` names the column and line of a bad value."""
+    # Arrow is given the open file, not the name: a name that is not UTF-8 is no path to Arrow,
+    # and a regular file opened without following links cannot become a link meanwhile.
+    with os.fdopen(open_regular(path), "rb") as source:
+        yield from _read_csv(source, layout)
+
+
+def _read_csv(source: BinaryIO, layout: CsvLayout) -> Iterator[pa.RecordBatch]:
     header = layout.header
     names = [f"f{i}" for i in range(layout.field_count)]
     try:
         reader = pacsv.open_csv(
-            path,
+            source,
             read_options=pacsv.ReadOptions(
                 encoding=layout.encoding,
                 skip_rows=header.row_number,

@@ -4,24 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from wsgiref.simple_server import WSGIServer
 
 from nats.js import JetStreamContext
 from prometheus_client import start_http_server
 
 from services.ingestor.ledger import JetStreamLedger
 from services.ingestor.metrics import IngestMetrics
+from services.ingestor.names import display_name
 from services.ingestor.retention import prune_bronze
-from services.ingestor.service import FileChangedError, IngestService
+from services.ingestor.service import FileBusyError, FileChangedError, IngestService
 from services.ingestor.watcher import StabilityTracker, scan_existing, start_observer
 from shared.broker import connect, ensure_stream
 from shared.events import Event
 from shared.logging import configure_logging, get_logger
-from shared.settings import NovaSettings
+from shared.settings import IngestorSettings, NovaSettings
 from shared.storage import Lake
 
 log = get_logger(__name__)
@@ -96,8 +99,11 @@ async def ingest_ready(
     stop: asyncio.Event,
     clock: Callable[[], float] = time.monotonic,
 ) -> None:
-    """Ingest the files that are ready, one by one; whatever fails stays in the inbox."""
+    """Ingest the files that are ready, one by one; whatever fails stays in the inbox, and
+    each such outcome is logged and counted in `nova_ingest_deferred` or `_abandoned`."""
+    deferred = service.metrics.deferred
     for index, path in enumerate(paths):
+        name = display_name(str(path))
         if stop.is_set() or outage.active:  # leave the rest for the next start, or the lake
             for waiting in paths[index:]:
                 tracker.notice(waiting)
@@ -105,12 +111,16 @@ async def ingest_ready(
         try:
             await service.process(path)
             retry.succeeded(path)
+        except FileBusyError:
+            tracker.notice(path)  # logged and counted once per wait by the service
         except FileChangedError:
-            log.info("file_changed_while_read", file=str(path))
+            log.info("file_changed_while_read", file=name)
+            deferred.labels("changed_while_read").inc()
             tracker.notice(path)
         except Exception as exc:
-            if isinstance(exc, FileNotFoundError) and not path.exists():
-                log.info("file_vanished", file=str(path))
+            if isinstance(exc, FileNotFoundError) and not os.path.lexists(path):
+                log.info("file_vanished", file=name)
+                service.metrics.abandoned.labels("vanished").inc()
                 continue
             # The file stays in the inbox untouched and is tried again later; never quarantined
             # for trouble that is not its own.
@@ -118,16 +128,18 @@ async def ingest_ready(
                 outage.begin(clock())
                 log.error(
                     "storage_unavailable",
-                    file=str(path),
+                    file=name,
                     error=" ".join(f"{type(exc).__name__}: {exc}".split())[:1024],
                     next_look_in_seconds=round(outage.next_look - clock(), 1),
                 )
+                deferred.labels("storage_unavailable").inc()
                 tracker.notice(path)
                 continue
             # Broker trouble, or the lake failing on this file only: back off per file, so a
             # long outage is not a busy loop.
             delay = retry.failed(path)
-            log.exception("file_failed", file=str(path), retry_in_seconds=delay)
+            log.exception("file_failed", file=name, retry_in_seconds=delay)
+            deferred.labels("failed").inc()
             tracker.notice(path, not_before=clock() + delay)
 
 
@@ -141,6 +153,15 @@ async def look_at_storage(lake: Lake, outage: StorageOutage, clock: Callable[[],
     else:
         delay = outage.still_down(clock())
         log.warning("storage_still_unavailable", next_look_in_seconds=delay)
+
+
+def serve_metrics(metrics: IngestMetrics, settings: IngestorSettings) -> WSGIServer:
+    """The Prometheus endpoint, on `metrics_host` only: loopback unless the operator widens it."""
+    server, _ = start_http_server(
+        settings.metrics_port, addr=settings.metrics_host, registry=metrics.registry
+    )
+    log.info("metrics_listening", host=settings.metrics_host, port=server.server_address[1])
+    return server
 
 
 class JetStreamPublisher:
@@ -168,7 +189,7 @@ async def run(settings: NovaSettings) -> None:
     metrics = IngestMetrics()
     metrics.watch_quarantine(ingestor.quarantine_dir)
     if ingestor.metrics_port:
-        start_http_server(ingestor.metrics_port, registry=metrics.registry)
+        serve_metrics(metrics, ingestor)
     lake = Lake.from_settings(settings.storage)
     service = IngestService(lake, JetStreamPublisher(js), ledger, ingestor, metrics)
     retry = RetryPolicy()
@@ -179,7 +200,9 @@ async def run(settings: NovaSettings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
 
-    tracker = StabilityTracker(ingestor.stable_seconds)
+    tracker = StabilityTracker(
+        ingestor.stable_seconds, on_vanished=lambda _: metrics.abandoned.labels("vanished").inc()
+    )
     observer = start_observer(ingestor.inbox_dir, tracker, ingestor)
     scan_existing(ingestor.inbox_dir, tracker)
     log.info("ingestor_started", inbox=str(ingestor.inbox_dir), polling=ingestor.polling)

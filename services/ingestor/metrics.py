@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -34,6 +35,20 @@ class IngestMetrics:
             buckets=DURATION_BUCKETS,
             registry=self.registry,
         )
+        self.deferred = Counter(
+            "nova_ingest_deferred",
+            "Times a file was left in the inbox to be looked at again, by reason "
+            "(open_for_writing, changed_while_read, failed, storage_unavailable).",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.abandoned = Counter(
+            "nova_ingest_abandoned",
+            "Inbox entries noticed but neither ingested nor quarantined, by reason "
+            "(vanished: gone from the inbox before they were read).",
+            ["reason"],
+            registry=self.registry,
+        )
         self.quarantine_files = Gauge(
             "nova_ingest_quarantine_files",
             "Files waiting in quarantine.",
@@ -49,8 +64,12 @@ class IngestMetrics:
 def count_quarantined(quarantine: Path) -> int:
     if not quarantine.is_dir():
         return 0
-    return sum(
-        1
-        for p in quarantine.iterdir()
-        if p.is_file() and not p.name.endswith(".error.json") and not p.name.startswith(".")
-    )
+    # Every entry but folders: a quarantined symlink or FIFO is waiting there too.
+    with os.scandir(quarantine) as entries:
+        return sum(
+            1
+            for e in entries
+            if not e.is_dir(follow_symlinks=False)
+            and not e.name.endswith(".error.json")
+            and not e.name.startswith(".")
+        )

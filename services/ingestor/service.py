@@ -9,9 +9,10 @@ harmless; see `process`.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
+import os
 import shutil
+import stat
 import time
 import uuid
 from collections import defaultdict
@@ -25,9 +26,19 @@ import pyarrow as pa
 
 from services.ingestor import csv_reader
 from services.ingestor.contracts import CONTRACTS, DatasetContract
+from services.ingestor.files import (
+    NotARegularFileError,
+    entry_kind,
+    move_entry,
+    open_for_writing,
+    open_regular,
+    read_regular,
+    sha256_regular,
+)
 from services.ingestor.json_reader import read_json
 from services.ingestor.ledger import Ledger, LedgerEntry
 from services.ingestor.metrics import IngestMetrics
+from services.ingestor.names import bounded_name, display_name, name_record
 from services.ingestor.parsing import ContractViolation, HeaderMatch
 from services.ingestor.workbook import read_workbook
 from shared.events import BronzeIngested, Event, IngestRejected, new_correlation_id
@@ -54,6 +65,16 @@ class EventPublisher(Protocol):
 
 class FileChangedError(RuntimeError):
     """The file changed while it was read; it is left in the inbox to be read again."""
+
+
+class FileBusyError(FileChangedError):
+    """A process still holds the file open for writing; it is read once that one closes it."""
+
+
+# Bytes the archive and quarantine add to a name: `<sha256>-` before it, `.<n>` for a repeated
+# name, `.error.json` beside a quarantined one.
+ARCHIVE_NAME_RESERVE = 65 + 6
+QUARANTINE_NAME_RESERVE = len(".error.json") + 6
 
 
 @dataclass(frozen=True)
@@ -87,19 +108,22 @@ def bronze_path(dataset: str, content_sha256: str, ingested_at: datetime) -> str
 
 
 def unsafe_name_reason(name: str) -> str | None:
-    """Names an ERP or a planner should never produce, and that could escape a folder later."""
+    """Names an ERP or a planner should never produce, and that could escape a folder later.
+
+    `a..b.csv` is an ordinary name: only a `..` that is a whole path component climbs.
+    """
     if "/" in name or "\\" in name:
         return "the file name contains a path separator"
-    if ".." in name:
-        return "the file name contains '..'"
+    if name in (".", ".."):
+        return "the file name is '..'"
     if any(ord(c) < 32 for c in name):
         return "the file name contains control characters"
     return None
 
 
 def sha256_file(path: Path) -> str:
-    with path.open("rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
+    """The content hash of a regular file; a symlink or a FIFO is refused, never followed."""
+    return sha256_regular(path)
 
 
 def _lineage_schema(schema: pa.Schema) -> pa.Schema:
@@ -140,6 +164,7 @@ class IngestService:
         self._quarantine = settings.quarantine_dir
         self.metrics = metrics or IngestMetrics()
         self._clock = clock
+        self._open_for_writing: set[Path] = set()
 
     def _contracts_for(self, path: Path) -> list[DatasetContract]:
         """A file in `inbox/<dataset>/` is that dataset; one in `inbox/` may match any."""
@@ -156,20 +181,31 @@ class IngestService:
         3. events are published with `Nats-Msg-Id` = content hash (JetStream drops a repeat);
         4. the ledger entry `published` turns any later copy of this content into a no-op;
         5. the file moves to the archive.
+
+        Only a regular file is read, and only once no process holds it open for writing; it
+        must still be the same content after it was read, or nothing of it is kept.
         """
         correlation_id = new_correlation_id()
-        with bind_correlation_id(correlation_id, file=path.name):
+        with bind_correlation_id(correlation_id, file=display_name(path.name)):
             started = time.perf_counter()
             contracts = self._contracts_for(path)
-            size = path.stat().st_size
-            log.info("file_complete", bytes=size, inbox_path=str(path.relative_to(self._inbox)))
+            before = os.lstat(path)  # the entry itself: a link is not followed
+            if not stat.S_ISREG(before.st_mode):
+                return await self._reject_entry(path, before, correlation_id, contracts, started)
+            size = before.st_size
+            log.info(
+                "file_complete",
+                bytes=size,
+                inbox_path=display_name(path.relative_to(self._inbox).as_posix()),
+            )
             if reason := self._refusal(path, size):
                 violation = ContractViolation(reason)
                 return await self._reject(path, "", correlation_id, contracts, violation, started)
-            before = path.stat()
+            self._check_not_being_written(path)
             content_sha256 = await asyncio.to_thread(sha256_file, path)
             entry = await self._ledger.get(content_sha256)
             if entry is not None and entry.status == "published":
+                await asyncio.to_thread(self._check_unchanged, path, before, content_sha256, [])
                 return self._duplicate(path, entry, correlation_id, started)
             if entry is None:
                 entry = LedgerEntry(
@@ -177,7 +213,7 @@ class IngestService:
                     status="started",
                     ingested_at=self._clock(),
                     correlation_id=correlation_id,
-                    source_name=path.name,
+                    source_name=display_name(path.name),
                 )
                 await self._ledger.put(entry)
             else:
@@ -191,15 +227,12 @@ class IngestService:
                     self._write_bronze, path, parts, content_sha256, ingested_at
                 )
             except ContractViolation as violation:
+                # A file caught mid-write breaks its contract only by being incomplete.
+                await asyncio.to_thread(self._check_unchanged, path, before, content_sha256, [])
                 return await self._reject(
                     path, content_sha256, correlation_id, contracts, violation, started
                 )
-            after = path.stat()
-            if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns):
-                # Nothing was published for this content: its bronze objects would be orphans.
-                for _, target, _ in written:
-                    await asyncio.to_thread(self._lake.delete_file, target)
-                raise FileChangedError(f"{path.name} changed while it was read")
+            await asyncio.to_thread(self._check_unchanged, path, before, content_sha256, written)
             events = await self._publish(path, written, content_sha256, correlation_id)
             await self._ledger.put(
                 entry.model_copy(
@@ -212,7 +245,11 @@ class IngestService:
             )
             moved_to = self._move(path, self._archive_path(path, content_sha256, ingested_at))
             duration = time.perf_counter() - started
-            log.info("file_archived", moved_to=str(moved_to), duration_ms=round(duration * 1000, 1))
+            log.info(
+                "file_archived",
+                moved_to=display_name(str(moved_to)),
+                duration_ms=round(duration * 1000, 1),
+            )
             fmt = FORMATS_BY_SUFFIX.get(path.suffix.lower(), "other")
             self.metrics.bytes.labels(format=fmt).inc(size)
             self.metrics.duration.labels("ingested").observe(duration)
@@ -220,6 +257,51 @@ class IngestService:
                 self.metrics.files.labels(event.dataset, "ingested").inc()
                 self.metrics.rows.labels(event.dataset).inc(event.row_count)
             return IngestOutcome("ingested", correlation_id, content_sha256, events, moved_to)
+
+    def _check_not_being_written(self, path: Path) -> None:
+        """Refuse to read a file a process holds open for writing (a slow export, a log).
+
+        In polling mode the inbox is a share whose writers are on other machines, and a lease
+        on a network file system says nothing true (NFS answers 'busy' without a delegation):
+        there the stable-time rule alone decides.
+        """
+        if self._settings.polling:
+            return
+        if not open_for_writing(path):
+            self._open_for_writing.discard(path)
+            return
+        if path not in self._open_for_writing:  # once per wait, not at every look
+            self._open_for_writing.add(path)
+            log.info("file_open_for_writing", detail="read once the writer closes it")
+            self.metrics.deferred.labels("open_for_writing").inc()
+        raise FileBusyError(f"{display_name(path.name)} is still open for writing")
+
+    def _check_unchanged(
+        self,
+        path: Path,
+        before: os.stat_result,
+        content_sha256: str,
+        written: list[tuple[_Part, str, int]],
+    ) -> None:
+        """The file is still the one that was read: same entry, size, mtime and content, and no
+        writer came back. If not, what was written of it goes (nothing was published yet) and
+        it is read again later."""
+        try:
+            after = os.lstat(path)
+            same = (
+                stat.S_ISREG(after.st_mode)
+                and (after.st_dev, after.st_ino, after.st_size, after.st_mtime_ns)
+                == (before.st_dev, before.st_ino, before.st_size, before.st_mtime_ns)
+                and not (not self._settings.polling and open_for_writing(path))
+                and sha256_file(path) == content_sha256
+            )
+        except (FileNotFoundError, NotARegularFileError):
+            same = False
+        if same:
+            return
+        for _, target, _ in written:  # their event was never published: they would be orphans
+            self._lake.delete_file(target)
+        raise FileChangedError(f"{display_name(path.name)} changed while it was read")
 
     def _refusal(self, path: Path, size: int) -> str | None:
         if reason := unsafe_name_reason(path.name):
@@ -251,7 +333,7 @@ class IngestService:
         try:
             if fmt == "csv":
                 return [self._csv_part(path, accepting)]
-            content = path.read_bytes()
+            content = read_regular(path)
             if fmt == "json":
                 header, table = read_json(content, accepting)
                 batches = (("", batch) for batch in table.to_batches())
@@ -262,7 +344,7 @@ class IngestService:
             raise
 
     def _csv_part(self, path: Path, contracts: list[DatasetContract]) -> _Part:
-        with path.open("rb") as handle:
+        with os.fdopen(open_regular(path), "rb") as handle:
             sample = handle.read(csv_reader.SAMPLE_BYTES)
         complete = len(sample) == path.stat().st_size
         encoding = csv_reader.detect_encoding(sample, whole_file_is_utf8=csv_reader.is_utf8(path))
@@ -313,6 +395,7 @@ class IngestService:
         self, path: Path, parts: list[_Part], content_sha256: str, ingested_at: datetime
     ) -> list[tuple[_Part, str, int]]:
         written = []
+        source = display_name(path.name)
         for part in parts:
             target = bronze_path(part.dataset, content_sha256, ingested_at)
             schema = _lineage_schema(part.schema)
@@ -323,7 +406,7 @@ class IngestService:
                 for sheet, batch in part.batches:
                     rows += batch.num_rows
                     yield _with_lineage(
-                        _conform(batch, part.schema), path.name, sheet, content_sha256, ingested_at
+                        _conform(batch, part.schema), source, sheet, content_sha256, ingested_at
                     )
 
             began = time.perf_counter()
@@ -362,7 +445,7 @@ class IngestService:
                 dataset=part.dataset,
                 bronze_path=target,
                 content_sha256=content_sha256,
-                source_name=path.name,
+                source_name=display_name(path.name),
                 row_count=rows,
                 extra_columns=list(part.header.extra_columns),
             )
@@ -389,12 +472,34 @@ class IngestService:
             content_sha256=entry.content_sha256,
             first_ingested_at=entry.ingested_at.isoformat(),
             first_source_name=entry.source_name,
-            moved_to=str(moved_to),
+            moved_to=display_name(str(moved_to)),
         )
         for dataset in entry.bronze_paths or {"unknown": ""}:
             self.metrics.files.labels(dataset, "duplicate").inc()
         self.metrics.duration.labels("duplicate").observe(time.perf_counter() - started)
         return IngestOutcome("duplicate", correlation_id, entry.content_sha256, [], moved_to)
+
+    async def _reject_entry(
+        self,
+        path: Path,
+        entry: os.stat_result,
+        correlation_id: str,
+        contracts: list[DatasetContract],
+        started: float,
+    ) -> IngestOutcome:
+        """A symlink, FIFO, socket or device: quarantined as it is, its target never opened."""
+        kind = entry_kind(entry.st_mode)
+        violation = ContractViolation(
+            f"the inbox entry is a {kind}, not a regular file: it was not read "
+            "(only files dropped into the inbox itself are ingested)"
+        )
+        extra: dict[str, object] = {"entry_type": kind}
+        if stat.S_ISLNK(entry.st_mode):
+            # The link's own text, read without following it; the target is never opened.
+            extra["link_target"] = display_name(str(path.readlink()))
+        return await self._reject(
+            path, "", correlation_id, contracts, violation, started, entry=entry, extra=extra
+        )
 
     async def _reject(
         self,
@@ -404,12 +509,20 @@ class IngestService:
         contracts: list[DatasetContract],
         violation: ContractViolation,
         started: float,
+        *,
+        entry: os.stat_result | None = None,
+        extra: dict[str, object] | None = None,
     ) -> IngestOutcome:
         dataset = violation.dataset or (contracts[0].name if len(contracts) == 1 else "unknown")
-        target = self._free_name(self._quarantine / path.name)
+        target = self._free_name(
+            self._quarantine / bounded_name(path.name, QUARANTINE_NAME_RESERVE)
+        )
+        source_name = display_name(path.name)
+        # Every text in the report is valid UTF-8; the raw bytes of a name that is not are kept
+        # as hex, so the report stays readable by the API, the CLI and any JSON tool.
         report = {
-            "file": path.name,
-            "inbox_path": path.relative_to(self._inbox).as_posix(),
+            **name_record(path.name),
+            "inbox_path": display_name(path.relative_to(self._inbox).as_posix()),
             "content_sha256": content_sha256 or None,
             "dataset": dataset,
             "reason": violation.reason,
@@ -417,21 +530,34 @@ class IngestService:
             "row": violation.row,
             "rejected_at": self._clock().isoformat(),
             "correlation_id": correlation_id,
+            **(extra or {}),
         }
+        if target.name != path.name:  # shortened, or numbered beside an earlier one
+            report["quarantined_as"] = display_name(target.name)
         # The reason goes down first: a crash between the two steps leaves the file in the inbox
-        # (retried), never a quarantined file without its reason.
+        # (retried), never a quarantined file without its reason. Written aside and renamed, so
+        # a failed write leaves no empty report behind to push the next attempt to a new name.
         target.parent.mkdir(parents=True, exist_ok=True)
         error_file = target.with_name(target.name + ".error.json")
-        error_file.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
-        moved_to = self._move(path, target)
-        log.warning("file_quarantined", reason=str(violation), moved_to=str(moved_to))
+        staging = target.with_name(f".{uuid.uuid4().hex}.error.json.tmp")
+        try:
+            staging.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+            staging.replace(error_file)
+        finally:
+            staging.unlink(missing_ok=True)
+        if entry is None:
+            moved_to = self._move(path, target)
+        else:
+            move_entry(path, target, entry.st_mode)
+            moved_to = target
+        log.warning("file_quarantined", reason=str(violation), moved_to=display_name(str(moved_to)))
         self.metrics.files.labels(dataset, "quarantined").inc()
         self.metrics.duration.labels("quarantined").observe(time.perf_counter() - started)
         event = IngestRejected(
             producer=PRODUCER,
             correlation_id=correlation_id,
             dataset=dataset,
-            source_name=path.name,
+            source_name=source_name,
             content_sha256=content_sha256,
             reason=str(violation),
             column=violation.column,
@@ -446,13 +572,17 @@ class IngestService:
 
     def _archive_path(self, path: Path, content_sha256: str, when: datetime) -> Path:
         folder = self._archive / f"{when:%Y}" / f"{when:%m}" / f"{when:%d}"
-        return self._free_name(folder / f"{content_sha256}-{path.name}")
+        name = bounded_name(path.name, ARCHIVE_NAME_RESERVE)
+        return self._free_name(folder / f"{content_sha256}-{name}")
 
     @staticmethod
     def _free_name(target: Path) -> Path:
         """Never overwrite: a second `x.xlsx` in quarantine becomes `x.1.xlsx`."""
         candidate, counter = target, 0
-        while candidate.exists() or candidate.with_name(candidate.name + ".error.json").exists():
+        while (
+            os.path.lexists(candidate)  # a quarantined link counts, even when it dangles
+            or candidate.with_name(candidate.name + ".error.json").exists()
+        ):
             counter += 1
             candidate = target.with_name(f"{target.stem}.{counter}{target.suffix}")
         return candidate

@@ -461,7 +461,9 @@ def test_unreadable_files_are_quarantined(env, name, content, reason_part):
 @pytest.mark.parametrize(
     ("name", "reason_part"),
     [
-        ("export..xlsx", "'..'"),
+        # Re-specified (issue 13, item 4): `export..xlsx` is an ordinary name and is ingested
+        # (see test_hostile.py); a `..` that climbs needs a separator, refused as such.
+        ("..\\export.xlsx", "path separator"),
         ("erp\\export.xlsx", "path separator"),
         ("export\x07.xlsx", "control characters"),
     ],
