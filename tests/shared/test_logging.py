@@ -141,3 +141,133 @@ def test_reconfiguring_does_not_duplicate_handlers():
     assert first.getvalue() == ""
     (record,) = json_lines(second)
     assert record["service"] == "other"
+
+
+PASSWORD = "Sup3r-s3cret"  # what must never reach a log line
+SECRET_URL = f"nats://nova:{PASSWORD}@nats.internal:4222"
+
+
+class Endpoint:
+    """Not a string, a dict or a list: logged through its text."""
+
+    def __str__(self) -> str:
+        return f"Endpoint(http://minio:{PASSWORD}@minio.internal:9000)"
+
+
+def log_credentials_every_way() -> None:
+    """URLs with credentials as the message, as values nested in dicts, lists and tuples, as
+    an object's text, as a query parameter, in a standard library message and in exceptions."""
+    get_logger("tests").info(
+        f"connecting to {SECRET_URL}",
+        url=SECRET_URL,
+        servers=[SECRET_URL, "nats://other:4222"],
+        nested={"storage": {"endpoint": f"s3://AKIA:{PASSWORD}@bucket/lake"}, "n": 3},
+        pair=("x", f"https://user:{PASSWORD}@example.org/p?token={PASSWORD}&page=2"),
+        endpoint=Endpoint(),
+        rows=7,
+    )
+    logging.getLogger("nats.aio.client").error("could not connect to %s", SECRET_URL)
+    try:
+        raise ConnectionRefusedError(f"connect to {SECRET_URL} refused")
+    except ConnectionRefusedError:
+        get_logger("tests").exception("nats_connect_failed")
+        logging.getLogger("faststream").exception("broker failed")
+
+
+@pytest.mark.parametrize("log_format", ["json", "console"])
+def test_credentials_in_urls_are_never_written(log_format):
+    out = io.StringIO()
+    configure_logging("svc", LogSettings(format=log_format), stream=out)
+    log_credentials_every_way()
+    text = out.getvalue()
+    assert PASSWORD not in text
+    assert "nats://***@nats.internal:4222" in text
+    assert "s3://***@bucket/lake" in text
+    assert "http://***@minio.internal:9000" in text  # the object's text, redacted
+    assert "token=***&page=2" in text
+    assert "ConnectionRefusedError" in text  # the exception is still there, redacted
+
+
+def test_redacted_json_lines_keep_their_shape():
+    out = io.StringIO()
+    configure_logging("svc", LogSettings(format="json"), stream=out)
+    log_credentials_every_way()
+    first, stdlib, exception, foreign_exception = json_lines(out)
+    assert first["event"] == "connecting to nats://***@nats.internal:4222"
+    assert first["url"] == "nats://***@nats.internal:4222"
+    assert first["servers"] == ["nats://***@nats.internal:4222", "nats://other:4222"]
+    assert first["nested"] == {"storage": {"endpoint": "s3://***@bucket/lake"}, "n": 3}
+    assert first["pair"] == ["x", "https://***@example.org/p?token=***&page=2"]
+    assert first["rows"] == 7
+    assert stdlib["event"] == "could not connect to nats://***@nats.internal:4222"
+    for line in (exception, foreign_exception):
+        assert "connect to nats://***@nats.internal:4222 refused" in line["exception"]
+
+
+def test_text_without_credentials_is_left_alone():
+    from shared.logging import redact_credentials
+
+    for text in (
+        "nats://127.0.0.1:4222",
+        "nats://a:4222,nats://b:4222",
+        "mail ops@example.org about it",
+        "GET /api/v1/items?page=2&size=50",
+        "ratio=0.5 key=value",
+    ):
+        assert redact_credentials(text) == text
+    assert redact_credentials("nats://a:x@h1:4222,nats://b:y@h2:4222") == (
+        "nats://***@h1:4222,nats://***@h2:4222"
+    )
+    assert redact_credentials("nats://s3cr3t-token@h:4222") == "nats://***@h:4222"  # token auth
+
+
+def test_a_service_with_a_password_in_its_nats_url_never_logs_it(tmp_path):
+    """The API (a real process) follows events through a NATS URL that holds its password."""
+    import asyncio
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from shared.broker import connect, ensure_stream
+    from shared.settings import NatsSettings
+    from tests.conftest import REPO_ROOT, free_port, json_log_lines, nats_server, stop_process
+
+    port = free_port()
+    arguments = ("--jetstream", "--store_dir", str(tmp_path / "nats"), "--addr", "127.0.0.1")
+    with nats_server(port, *arguments, "--user", "nova", "--pass", PASSWORD):
+        url = f"nats://nova:{PASSWORD}@127.0.0.1:{port}"
+
+        async def declare() -> None:  # the feed follows at once once the stream exists
+            nc = await connect(NatsSettings(url=url), name="test")
+            await ensure_stream(nc.jetstream(), NatsSettings(url=url))
+            await nc.close()
+
+        asyncio.run(declare())
+        log = tmp_path / "api.log"
+        env = {
+            **os.environ,
+            "NOVA_VAR_DIR": str(tmp_path / "var"),
+            "NOVA_NATS__URL": url,
+            "NOVA_API__PORT": str(free_port()),
+            "NOVA_LOG__FORMAT": "json",
+        }
+        with log.open("wb") as sink:
+            api = subprocess.Popen(
+                [sys.executable, "-m", "services.api"],
+                cwd=REPO_ROOT,
+                env=env,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            deadline = time.monotonic() + 60
+            while not any(line["event"] == "event_feed_following" for line in json_log_lines(log)):
+                assert api.poll() is None, f"the API exited:\n{log.read_text()}"
+                assert time.monotonic() < deadline, f"the API never followed:\n{log.read_text()}"
+                time.sleep(0.1)
+        finally:
+            stop_process(api)
+    text = log.read_text(errors="replace")
+    assert PASSWORD not in text, text
+    assert f"127.0.0.1:{port}" in text  # where it connected is still said
