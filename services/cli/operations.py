@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
@@ -96,18 +97,46 @@ def _quarantine_dir(settings: NovaSettings) -> Path:
 
 
 def quarantined_reports(quarantine: Path) -> list[tuple[Path, dict[str, Any]]]:
-    """(quarantined file, its error report) for every file still in quarantine."""
+    """(quarantined entry, its error report) for every entry still in quarantine.
+
+    Nothing is left out: a report that is missing, not JSON, not UTF-8 or not an object still
+    lists its file, with what can be said. Entries are never opened (a quarantined symlink or
+    FIFO stays unread here too).
+    """
     found = []
-    for report_path in sorted(quarantine.glob("*.error.json")):
-        target = report_path.with_name(report_path.name.removesuffix(".error.json"))
-        if not target.exists():
-            continue
-        try:
-            report = json.loads(report_path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            report = {"reason": f"(unreadable report: {exc})"}
-        found.append((target, report))
+    with os.scandir(quarantine) as entries:
+        names = sorted(
+            e.name
+            for e in entries
+            if not e.is_dir(follow_symlinks=False)
+            and not e.name.startswith(".")
+            and not e.name.endswith(".error.json")
+        )
+    for name in names:
+        target = quarantine / name
+        found.append((target, _read_report(target.with_name(name + ".error.json"))))
     return found
+
+
+def _read_report(report_path: Path) -> dict[str, Any]:
+    try:
+        text = report_path.read_bytes().decode("utf-8", "backslashreplace")
+    except FileNotFoundError:
+        return {"reason": "(no report beside it)"}
+    except OSError as exc:
+        return {"reason": f"(unreadable report: {exc})"}
+    try:
+        report = json.loads(text)
+    except ValueError as exc:
+        return {"reason": f"(unreadable report: {exc})"}
+    if not isinstance(report, dict):
+        return {"reason": f"(unreadable report: a JSON {type(report).__name__}, not an object)"}
+    return report
+
+
+def _shown(name: str) -> str:
+    """A file name as printable text (the bytes of a name that is not UTF-8 as \\xNN)."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
 
 
 @quarantine_app.command("list")
@@ -118,14 +147,16 @@ def quarantine_list(
     quarantine = _quarantine_dir(NovaSettings())
     reports = quarantined_reports(quarantine) if quarantine.is_dir() else []
     if as_json:
-        typer.echo(json.dumps([{**r, "quarantined_as": p.name} for p, r in reports], indent=2))
+        typer.echo(
+            json.dumps([{**r, "quarantined_as": _shown(p.name)} for p, r in reports], indent=2)
+        )
         return
     if not reports:
         typer.echo(f"quarantine is empty ({quarantine})")
         return
     for path, report in reports:
         typer.echo(
-            f"{path.name}\n  dataset: {report.get('dataset', '?')}   rejected: "
+            f"{_shown(path.name)}\n  dataset: {report.get('dataset', '?')}   rejected: "
             f"{report.get('rejected_at', '?')}\n  reason:  {report.get('reason', '?')}"
             + (f"   column: {report['column']}" if report.get("column") else "")
             + (f"   row: {report['row']}" if report.get("row") else "")
@@ -149,20 +180,24 @@ def quarantine_retry(
     reports = dict(quarantined_reports(quarantine)) if quarantine.is_dir() else {}
     by_name = {path.name: (path, report) for path, report in reports.items()}
     wanted = list(by_name) if all_files else (names or [])
+    # A name that is not UTF-8 can be given as `nova quarantine list` shows it, too.
+    shown = {_shown(name): name for name in by_name}
+    wanted = [n if n in by_name else shown.get(n, n) for n in wanted]
     if not wanted:
         typer.echo("name the files to retry, or pass --all", err=True)
         raise typer.Exit(2)
     unknown = [n for n in wanted if n not in by_name]
     if unknown:
         typer.echo(
-            f"not in quarantine: {', '.join(unknown)} (see `nova quarantine list`)", err=True
+            f"not in quarantine: {', '.join(map(_shown, unknown))} (see `nova quarantine list`)",
+            err=True,
         )
         raise typer.Exit(1)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     for name in wanted:
         path, report = by_name[name]
         destination = inbox / _original_place(report, path.name)
-        if destination.exists():
+        if os.path.lexists(destination):
             typer.echo(f"{destination} already exists; not overwriting it", err=True)
             raise typer.Exit(1)
         kept = quarantine / "retried" / f"{path.name}.{stamp}.error.json"
@@ -170,9 +205,11 @@ def quarantine_retry(
         destination.parent.mkdir(parents=True, exist_ok=True)
         # The report moves first: a file back in the inbox with a stale reason beside it in
         # quarantine would be listed as still rejected.
-        shutil.move(path.with_name(path.name + ".error.json"), kept)
+        report_path = path.with_name(path.name + ".error.json")
+        if report_path.exists():
+            shutil.move(report_path, kept)
         shutil.move(path, destination)
-        typer.echo(f"{path.name} -> {destination}")
+        typer.echo(f"{_shown(path.name)} -> {_shown(str(destination))}")
 
 
 def _original_place(report: dict[str, Any], quarantined_name: str) -> Path:

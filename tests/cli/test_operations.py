@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 from typer.testing import CliRunner
@@ -126,3 +127,54 @@ def test_bronze_prune_dry_run_on_an_empty_lake(var):
     result = runner.invoke(app, ["bronze", "prune", "--dry-run"])
     assert result.exit_code == 0, result.output
     assert "would remove 0 bronze objects" in result.output
+
+
+def test_quarantine_list_shows_every_entry_whatever_its_report(var, tmp_path):
+    """Issue 13, item 4: a strange report never makes the list fail nor skip a file."""
+    quarantine = var / "quarantine"
+    _quarantine(var, "good.csv")
+    (quarantine / "bad-json.csv").write_bytes(b"x")
+    (quarantine / "bad-json.csv.error.json").write_text("{not json")
+    (quarantine / "not-utf8.csv").write_bytes(b"x")
+    (quarantine / "not-utf8.csv.error.json").write_bytes(b'{"reason": "caf\xe9", "row": 3}')
+    (quarantine / "a-list.csv").write_bytes(b"x")
+    (quarantine / "a-list.csv.error.json").write_text("[1, 2]")
+    (quarantine / "no-fields.csv").write_bytes(b"x")
+    (quarantine / "no-fields.csv.error.json").write_text("{}")
+    (quarantine / "no-report.csv").write_bytes(b"x")
+    (quarantine / os.fsdecode(b"bad\xff.csv")).write_bytes(b"x")
+    (quarantine / os.fsdecode(b"bad\xff.csv.error.json")).write_text(
+        json.dumps({"file": "bad\\xff.csv", "reason": "no header", "file_name_hex": "626164ff"})
+    )
+    (quarantine / "link.csv").symlink_to(tmp_path / "nowhere.csv")  # dangling: still listed
+    (quarantine / "link.csv.error.json").write_text(json.dumps({"reason": "symbolic link"}))
+    names = [
+        "a-list.csv",
+        "bad-json.csv",
+        "bad\\xff.csv",
+        "good.csv",
+        "link.csv",
+        "no-fields.csv",
+        "no-report.csv",
+        "not-utf8.csv",
+    ]
+
+    result = runner.invoke(app, ["quarantine", "list"])
+    assert result.exit_code == 0, result.output
+    for name in names:
+        assert name in result.output
+    assert "unreadable report" in result.output and "no report beside it" in result.output
+
+    as_json = runner.invoke(app, ["quarantine", "list", "--json"])
+    assert as_json.exit_code == 0, as_json.output
+    listed = json.loads(as_json.output)
+    assert sorted(r["quarantined_as"] for r in listed) == names
+    json.dumps(listed, ensure_ascii=False).encode("utf-8")  # no lone surrogate anywhere
+
+
+def test_retry_of_a_name_that_is_not_utf8_as_the_list_shows_it(var):
+    raw = os.fsdecode(b"bad\xff.csv")
+    _quarantine(var, raw, inbox_path="bad\\xff.csv")
+    result = runner.invoke(app, ["quarantine", "retry", "bad\\xff.csv"])
+    assert result.exit_code == 0, result.output
+    assert (var / "inbox" / raw).read_bytes() == b"broken"
