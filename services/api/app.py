@@ -13,7 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from services.api import models
+from services.api import contract, models
 from services.api.answers import Answers
 from services.api.feed import EventFeed
 from services.api.gateway import Gateway, Metrics, ResponseCache
@@ -67,7 +67,9 @@ def create_app(
             "problem details (`application/problem+json`)."
         ),
         lifespan=lifespan,
-        responses={422: {"model": models.Problem, "description": "Invalid parameters."}},
+        # Served by `contract.install` from local assets instead of a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.gold = state
     app.state.cache = cache
@@ -95,6 +97,7 @@ def create_app(
             error.status_code,
             titles.get(error.status_code, "HTTP error"),
             str(error.detail),
+            headers=error.headers,  # a 405's Allow, for one
         )
 
     @app.exception_handler(Exception)
@@ -122,6 +125,7 @@ def create_app(
             expose_headers=["ETag", "X-Gold-Version"],
         )
 
+    contract.install(app, keyed=bool(settings.key_list), max_query_bytes=settings.max_query_bytes)
     answers = Answers(settings, state, cache, lake)
     for gold_router in (items.router(answers), demand.router(answers), inventory.router(answers)):
         app.include_router(gold_router)

@@ -21,6 +21,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from services.api.gold import GoldState
 
 PROBLEM = "application/problem+json"
+# The API is read-only: every route answers GET (and so HEAD); anything else is a 405 here,
+# the same for every path (static files and unknown paths included).
+ALLOWED_METHODS = ("GET", "HEAD")
+# What a keyed answer varies on, so a shared cache never gives one client's answer to another.
+KEY_HEADERS = b"Authorization, X-API-Key"
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,32 @@ def header(scope: Scope, name: bytes) -> bytes:
     return b""
 
 
+def keyed(send: Send) -> Send:
+    """`send` with the headers of an answer that needed a key: private (no shared cache may
+    keep it) and varying on the key headers."""
+
+    async def send_private(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers, cache_control, vary = [], [], []
+            for name, value in message.get("headers", []):
+                if name.lower() == b"cache-control":
+                    cache_control.append(value)
+                elif name.lower() == b"vary":
+                    vary.append(value)
+                else:
+                    headers.append((name, value))
+            if not any(b"private" in v for v in cache_control):
+                cache_control.insert(0, b"private")
+            headers += [
+                (b"cache-control", b", ".join(cache_control)),
+                (b"vary", b", ".join([*vary, KEY_HEADERS])),
+            ]
+            message = {**message, "headers": headers}
+        await send(message)
+
+    return send_private
+
+
 def problem(status: int, title: str, detail: str, path: str, **headers: str) -> JSONResponse:
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail,
             "instance": path}  # fmt: skip
@@ -118,6 +149,11 @@ class Gateway:
 
     def _refusal(self, scope: Scope) -> JSONResponse | None:
         path = scope["path"]
+        if scope["method"] not in ALLOWED_METHODS:
+            return problem(
+                405, "Method not allowed", f"the API is read-only: {scope['method']} is not "
+                "supported", path, Allow=", ".join(ALLOWED_METHODS),
+            )  # fmt: skip
         if len(scope["query_string"]) > self._max_query:
             return problem(414, "Query too long", f"at most {self._max_query} bytes", path)
         length = header(scope, b"content-length")
@@ -135,6 +171,8 @@ class Gateway:
             await self._app(scope, receive, send)
             return
         started = time.perf_counter()
+        if self._keys and scope["path"].startswith("/api/"):
+            send = keyed(send)
         refusal = self._refusal(scope)
         if refusal is not None:
             await refusal(scope, receive, send)
