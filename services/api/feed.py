@@ -18,7 +18,7 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
-from shared.broker import NatsAuthenticationError, connect
+from shared.broker import NatsAuthenticationError, connect, without_credentials
 from shared.events import SUBJECT_ROOT, ForecastPublished, GoldUpdated
 from shared.logging import get_logger
 from shared.settings import NatsSettings
@@ -112,7 +112,9 @@ class EventFeed:
             except Exception as error:
                 log.info("ingestion_feed_waiting", subject=subject, error=str(error))
                 await asyncio.sleep(2)
-        log.info("event_feed_following", url=self._settings.url)
+        # The URL may hold a user and password (nats://user:pass@host): never logged.
+        servers = ",".join(without_credentials(url) for url in self._settings.servers)
+        log.info("event_feed_following", url=servers)
 
     async def _on_version(self, msg: Msg) -> None:
         try:
