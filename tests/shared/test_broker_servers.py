@@ -27,3 +27,12 @@ def test_connect_takes_a_comma_separated_cluster_url(nats_url):
             await client.close()
 
     assert asyncio.run(round_trip()) == b"hello"
+
+
+def test_without_credentials_keeps_only_where_to_connect():
+    from shared.broker import without_credentials
+
+    assert without_credentials("nats://nova:pw@h:4222") == "nats://h:4222"
+    assert without_credentials("nova:p@ss@h:4222") == "nats://h:4222"  # no scheme, `@` in it
+    assert without_credentials("nats://s3cr3t-token@h:4222") == "nats://h:4222"
+    assert without_credentials("tls://h:4222") == "tls://h:4222"
