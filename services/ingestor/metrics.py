@@ -45,7 +45,8 @@ class IngestMetrics:
         self.abandoned = Counter(
             "nova_ingest_abandoned",
             "Inbox entries noticed but neither ingested nor quarantined, by reason "
-            "(vanished: gone from the inbox before they were read).",
+            "(vanished: gone from the inbox before they were read; written_after_archiving: "
+            "a writer reopened the file as it was archived, its new bytes are not in bronze).",
             ["reason"],
             registry=self.registry,
         )

@@ -244,6 +244,7 @@ class IngestService:
                 )
             )
             moved_to = self._move(path, self._archive_path(path, content_sha256, ingested_at))
+            self._check_archived(moved_to, before)
             duration = time.perf_counter() - started
             log.info(
                 "file_archived",
@@ -275,6 +276,19 @@ class IngestService:
             log.info("file_open_for_writing", detail="read once the writer closes it")
             self.metrics.deferred.labels("open_for_writing").inc()
         raise FileBusyError(f"{display_name(path.name)} is still open for writing")
+
+    def _check_archived(self, moved_to: Path, before: os.stat_result) -> None:
+        """A writer that opened the file in the instant between the last check and the move
+        writes into the archive: what it wrote is not in bronze. Rare, but never silent."""
+        after = os.lstat(moved_to)
+        if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
+            log.error(
+                "file_written_after_archiving",
+                archived=display_name(str(moved_to)),
+                bytes_read=before.st_size,
+                bytes_now=after.st_size,
+            )
+            self.metrics.abandoned.labels("written_after_archiving").inc()
 
     def _check_unchanged(
         self,
@@ -573,15 +587,14 @@ class IngestService:
     def _archive_path(self, path: Path, content_sha256: str, when: datetime) -> Path:
         folder = self._archive / f"{when:%Y}" / f"{when:%m}" / f"{when:%d}"
         name = bounded_name(path.name, ARCHIVE_NAME_RESERVE)
-        return self._free_name(folder / f"{content_sha256}-{name}")
+        return self._free_name(folder / f"{content_sha256}-{name}", with_report=False)
 
     @staticmethod
-    def _free_name(target: Path) -> Path:
+    def _free_name(target: Path, with_report: bool = True) -> Path:
         """Never overwrite: a second `x.xlsx` in quarantine becomes `x.1.xlsx`."""
         candidate, counter = target, 0
-        while (
-            os.path.lexists(candidate)  # a quarantined link counts, even when it dangles
-            or candidate.with_name(candidate.name + ".error.json").exists()
+        while os.path.lexists(candidate) or (  # a quarantined link counts, even dangling
+            with_report and candidate.with_name(candidate.name + ".error.json").exists()
         ):
             counter += 1
             candidate = target.with_name(f"{target.stem}.{counter}{target.suffix}")

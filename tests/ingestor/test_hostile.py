@@ -156,6 +156,21 @@ def test_every_way_of_not_finishing_a_file_is_logged_and_counted(env, monkeypatc
     assert sorted(tracker.pending()) == sorted([changed, failing])
 
 
+def test_a_writer_reopening_the_file_as_it_is_archived_is_logged_and_counted(env, monkeypatch):
+    source = env.drop("movements.csv", CSV)
+    move = env.service._move
+
+    def move_then_writer_appends(path, target):
+        moved = move(path, target)
+        with moved.open("ab") as late_writer:  # opened the old name just before the move
+            late_writer.write(b"04/02/2025;ALMOX-BA;000123;ENTRADA;1;NF-2\n")
+        return moved
+
+    monkeypatch.setattr(env.service, "_move", move_then_writer_appends)
+    assert env.process(source).status == "ingested"
+    assert sample(env, "nova_ingest_abandoned_total", "written_after_archiving") == 1
+
+
 def test_the_tracker_reports_a_file_taken_back_before_it_settled(tmp_path):
     gone: list[Path] = []
     tracker = StabilityTracker(5.0, on_vanished=gone.append)
@@ -320,6 +335,11 @@ def test_names_at_the_file_system_limit_are_archived_and_quarantined_in_bounded_
             assert report["quarantined_as"] == display_name(outcome.moved_to.name)
         if utf8:
             kept.decode("utf-8")  # shortened without cutting a character in two
+    # Into folders that exist now (a too long name fails differently there).
+    again = env.ingest(f"{stem}x.csv", CSV)
+    assert again.status == "duplicate"
+    assert len(os.fsencode(again.moved_to.name)) <= NAME_MAX
+    assert env.ingest(f"{stem}y.csv", BROKEN_CSV).status == "quarantined"
     assert list(env.inbox.iterdir()) == []
 
 

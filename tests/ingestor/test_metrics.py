@@ -1,11 +1,15 @@
 """Ingest metrics: what each outcome counts, read back from the service's own registry."""
 
 import io
+from urllib.request import urlopen
 
 import pytest
 from openpyxl import Workbook
 
+from services.ingestor.main import serve_metrics
 from services.ingestor.metrics import IngestMetrics, count_quarantined
+from shared.settings import IngestorSettings
+from tests.conftest import free_port
 from tests.ingestor.fakes import IngestEnv
 
 HEADER = ["DEPÓSITO", "PRODUTO/SERVIÇO", "MATERIAL", "FAMÍLIA", "QUANTIDADE", "DATA SOLICITADO"]
@@ -127,3 +131,17 @@ def test_source_bytes_are_labelled_by_what_the_label_says(env):
     for s in samples:
         # either the label is a dataset and holds one, or it is renamed to what it holds
         assert s.labels in ({"dataset": "erp_requisitions"}, {"format": "xlsx"}), s.labels
+
+
+def test_metrics_listen_on_loopback_by_default():
+    """Issue 13, item 7: the ingestor's metrics bound 0.0.0.0 while the banner said 127.0.0.1."""
+    settings = IngestorSettings(metrics_port=free_port())
+    assert settings.metrics_host == "127.0.0.1"
+    server = serve_metrics(IngestMetrics(), settings)
+    try:
+        assert server.server_address[:2] == ("127.0.0.1", settings.metrics_port)
+        with urlopen(f"http://127.0.0.1:{settings.metrics_port}/metrics", timeout=5) as answer:
+            assert b"nova_ingest_files" in answer.read()
+    finally:
+        server.shutdown()
+        server.server_close()
