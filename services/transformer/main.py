@@ -298,9 +298,21 @@ async def update_consumer(js: JetStreamContext, settings: NovaSettings) -> bool:
         return False
     updated = dataclasses.replace(current, ack_wait=wanted.ack_wait, max_deliver=wanted.max_deliver)
     # A create with the same name and an updatable difference is an update (nats-server >= 2.10).
-    await until_settled(
-        lambda: js.add_consumer(stream, config=updated), f"consumer {stream}.{durable}"
-    )
+    try:
+        await until_settled(
+            lambda: js.add_consumer(stream, config=updated), f"consumer {stream}.{durable}"
+        )
+    except BadRequestError as exc:
+        # An older server that cannot update it: the transformer still works, only its
+        # recovery after a crash takes the old ack wait, which this line says.
+        log.warning(
+            "transformer_consumer_update_refused",
+            durable=durable,
+            ack_wait_seconds=current.ack_wait,
+            wanted_ack_wait_seconds=wanted.ack_wait,
+            error=error_header(exc),
+        )
+        return False
     log.info(
         "transformer_consumer_updated",
         durable=durable,
