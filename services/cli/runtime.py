@@ -235,7 +235,7 @@ class Stack:
 
     @property
     def metrics_host(self) -> str:
-        return getattr(self.settings.ingestor, "metrics_host", "127.0.0.1")
+        return self.settings.ingestor.metrics_host
 
     @property
     def nats_url(self) -> str:
@@ -315,7 +315,10 @@ class Stack:
 
     def _restart(self, child: Child) -> None:
         with self.guard.atomic():
-            child.process = self._launch(child.command, child.log_path)
+            try:
+                child.process = self._launch(child.command, child.log_path)
+            except OSError as error:  # the binary or the log folder went away
+                raise RuntimeFailure(f"cannot restart {child.name}: {error}") from error
             child.restart_at = None
         append_log_event(child.log_path, "child_restarted", child=child.name, pid=child.process.pid)
         self.say(f"{child.name} restarted (pid {child.process.pid})")
@@ -342,11 +345,11 @@ class Stack:
         store = self.settings.nats_store_dir
         store.mkdir(parents=True, exist_ok=True)
         command = [nats_server_binary()]
+        config = self.settings.var_dir / NATS_AUTH_CONFIG
         if self.nats_auth is not None:
-            config = write_nats_auth_config(
-                self.settings.var_dir / NATS_AUTH_CONFIG, *self.nats_auth
-            )
-            command += ["--config", str(config)]
+            command += ["--config", str(write_nats_auth_config(config, *self.nats_auth))]
+        else:  # no password of an earlier run left lying around
+            config.unlink(missing_ok=True)
         command += [
             "--jetstream",
             "--store_dir",
