@@ -16,7 +16,7 @@ from nats.js import JetStreamContext
 from nats.js.api import RawStreamMsg
 from nats.js.errors import NotFoundError
 
-from shared.broker import NatsAuthenticationError, connect_once
+from shared.broker import NatsAuthenticationError, connect_once, without_credentials
 from shared.events import (
     DLQ_ALL_SUBJECTS,
     DLQ_HEADER_DELIVERIES,
@@ -136,7 +136,11 @@ def run_against_nats(settings: NovaSettings, work: Coroutine[Any, Any, T]) -> T:
     try:
         return asyncio.run(work)
     except NoServersError:
-        typer.echo(f"cannot reach NATS at {settings.nats.url} (is `nova up` running?)", err=True)
+        typer.echo(
+            f"cannot reach NATS at {without_credentials(settings.nats.url)}"
+            " (is `nova up` running?)",
+            err=True,
+        )
         raise typer.Exit(1) from None
     except NatsAuthenticationError as error:
         typer.echo(str(error), err=True)

@@ -41,6 +41,7 @@ from minio.lifecycleconfig import (
     Rule,
 )
 
+from shared.logging import redact_credentials
 from shared.settings import NovaSettings, StorageSettings
 
 STAGING_DAYS = 1
@@ -174,7 +175,7 @@ def make_client(settings: StorageSettings) -> Minio:
     if url.scheme not in ("http", "https") or not url.netloc:
         raise StorageInitError(
             f"NOVA_STORAGE__S3_ENDPOINT_URL must look like http://host:9000, "
-            f"not {settings.s3_endpoint_url!r}"
+            f"not {redact_credentials(settings.s3_endpoint_url)!r}"
         )
     http = urllib3.PoolManager(
         timeout=urllib3.Timeout(connect=3.0, read=30.0),
@@ -318,7 +319,10 @@ def init(
         if bronze_retention_days is None
         else bronze_retention_days
     )
-    typer.echo(f"preparing s3 bucket {storage.s3_bucket} at {storage.s3_endpoint_url} ...")
+    typer.echo(
+        f"preparing s3 bucket {storage.s3_bucket} at "
+        f"{redact_credentials(storage.s3_endpoint_url)} ..."
+    )
     try:
         report = init_storage(storage, retention, bronze_margin_days, wait_seconds)
     except StorageInitError as error:

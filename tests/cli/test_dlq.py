@@ -334,3 +334,14 @@ def test_a_refused_nats_login_is_one_readable_line(monkeypatch, tmp_path):
     assert "NATS authentication failed" in result.output
     assert "wrong-password" not in result.output
     assert "Traceback" not in result.output
+
+
+def test_an_unreachable_nats_is_named_without_its_password(monkeypatch, tmp_path):
+    port = free_port()
+    monkeypatch.setenv("NOVA_VAR_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("NOVA_NATS__URL", f"nats://nova:Sup3r-s3cret@127.0.0.1:{port}")
+    monkeypatch.setenv("NOVA_NATS__CONNECT_TIMEOUT_SECONDS", "1")
+    result = runner.invoke(app, ["dlq", "list"])
+    assert result.exit_code == 1
+    assert f"cannot reach NATS at nats://127.0.0.1:{port}" in result.output
+    assert "Sup3r-s3cret" not in result.output

@@ -203,6 +203,7 @@ def test_every_listed_variable_is_actually_read(monkeypatch, tmp_path):
         "NOVA_INGESTOR__MAX_UNCOMPRESSED_BYTES": "13",
         "NOVA_INGESTOR__LEDGER_BUCKET": "l2",
         "NOVA_INGESTOR__METRICS_PORT": "14",
+        "NOVA_INGESTOR__METRICS_HOST": "10.0.0.7",
         "NOVA_INGESTOR__BRONZE_RETENTION_DAYS": "15",
         "NOVA_TRANSFORMER__DURABLE_NAME": "t2",
         "NOVA_TRANSFORMER__MAX_DELIVER": "2",
