@@ -17,7 +17,10 @@ from typing import Any
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js.api import ConsumerConfig, DeliverPolicy
+from pydantic import TypeAdapter
 
+from services.api import models
+from services.api.quarantine import printable, text_field
 from shared.broker import NatsAuthenticationError, connect, without_credentials
 from shared.events import SUBJECT_ROOT, ForecastPublished, GoldUpdated
 from shared.logging import get_logger
@@ -28,22 +31,36 @@ log = get_logger(__name__)
 INGESTED = f"{SUBJECT_ROOT}.bronze.ingested.*"
 REJECTED = f"{SUBJECT_ROOT}.ingest.rejected.*"
 HISTORY_DAYS = 7
+TIMESTAMP = TypeAdapter(datetime)
 
 
-def ingestion_record(subject: str, payload: dict[str, Any]) -> dict[str, Any]:
-    """One line of `/api/v1/ingestions` from a BronzeIngested or IngestRejected payload."""
+def ingestion_record(subject: str, payload: Any) -> models.Ingestion:
+    """One line of `/api/v1/ingestions` from a BronzeIngested or IngestRejected payload.
+
+    Checked here, when it arrives, not when it is served: a payload of another version's
+    shape, a field of the wrong type or a name that is not UTF-8 loses that field (or, without
+    a time, the event: ValueError), and never makes the endpoint fail."""
+    if not isinstance(payload, dict):
+        raise ValueError(f"a JSON {type(payload).__name__}, not an object")
+    occurred_at = TIMESTAMP.validate_python(payload.get("occurred_at"))
+    if occurred_at.tzinfo is None:  # every producer writes UTC
+        occurred_at = occurred_at.replace(tzinfo=UTC)
     rejected = ".ingest.rejected." in subject
-    return {
-        "occurred_at": payload["occurred_at"],
-        "outcome": "rejected" if rejected else "ingested",
-        "dataset": payload.get("dataset", "unknown"),
-        "source_name": payload.get("source_name", ""),
-        "row_count": payload.get("row_count"),
-        "bronze_path": payload.get("bronze_path"),
-        "reason": payload.get("reason"),
-        "column": payload.get("column"),
-        "row": payload.get("row"),
-    }
+    return models.Ingestion(
+        occurred_at=occurred_at,
+        outcome="rejected" if rejected else "ingested",
+        dataset=text_field(payload, "dataset") or "unknown",
+        source_name=text_field(payload, "source_name") or "",
+        row_count=whole(payload.get("row_count")),
+        bronze_path=text_field(payload, "bronze_path"),
+        reason=text_field(payload, "reason"),
+        column=text_field(payload, "column"),
+        row=whole(payload.get("row")),
+    )
+
+
+def whole(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 class EventFeed:
@@ -52,7 +69,7 @@ class EventFeed:
     ) -> None:
         self._settings = settings
         self._on_gold_changed = on_gold_changed
-        self._recent: deque[dict[str, Any]] = deque(maxlen=keep)
+        self._recent: deque[models.Ingestion] = deque(maxlen=keep)
         self._client: NatsClient | None = None
         self._task: asyncio.Task[None] | None = None
         self._error: str | None = None
@@ -66,8 +83,8 @@ class EventFeed:
     def connected(self) -> bool:
         return self._client is not None and self._client.is_connected
 
-    def recent(self, limit: int) -> list[dict[str, Any]]:
-        ordered = sorted(self._recent, key=lambda r: r["occurred_at"], reverse=True)
+    def recent(self, limit: int) -> list[models.Ingestion]:
+        ordered = sorted(self._recent, key=lambda r: r.occurred_at, reverse=True)
         return ordered[:limit]
 
     def start(self) -> None:
@@ -134,5 +151,7 @@ class EventFeed:
     async def _on_ingestion(self, msg: Msg) -> None:
         try:
             self._recent.append(ingestion_record(msg.subject, json.loads(msg.data)))
-        except (ValueError, KeyError) as error:
-            log.warning("ingestion_event_unreadable", subject=msg.subject, error=str(error))
+        except (ValueError, RecursionError) as error:  # ValidationError is a ValueError
+            log.warning(
+                "ingestion_event_unreadable", subject=msg.subject, error=printable(str(error))
+            )

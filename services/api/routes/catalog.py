@@ -1,6 +1,5 @@
 """Data quality, the catalog, ingestions and pipeline status."""
 
-import json
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,7 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, Response
 
-from services.api import models, queries
+from services.api import models, quarantine, queries
 from services.api.answers import (
     Answers,
     AsOf,
@@ -201,38 +200,14 @@ def router(answers: Answers, feed: EventFeed | None, quarantine_dir: Path | None
             }
         )
 
-    def quarantined() -> tuple[int | None, list[models.QuarantinedFile]]:
-        if quarantine_dir is None:
-            return None, []
-        if not quarantine_dir.exists():  # nothing was ever quarantined
-            return 0, []
-        if not quarantine_dir.is_dir():
-            return None, []
-        files = []
-        for report in sorted(quarantine_dir.glob("*.error.json")):
-            try:
-                data = json.loads(report.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                data = {}
-            files.append(
-                models.QuarantinedFile(
-                    name=report.name.removesuffix(".error.json"),
-                    dataset=data.get("dataset"),
-                    reason=data.get("reason"),
-                    quarantined_at=data.get("quarantined_at") or data.get("time"),
-                )
-            )
-        files.sort(key=lambda f: f.quarantined_at or "", reverse=True)
-        return len(files), files
-
     @api.get("/ingestions", response_model=models.Ingestions, tags=["catalog"])
     def ingestions(limit: Limit = default_page) -> models.Ingestions:
         """Recent files and their outcome (from the event stream), and the quarantine."""
-        count, files = quarantined()
+        count, files = quarantine.quarantined(quarantine_dir)
         return models.Ingestions(
             events_connected=feed is not None and feed.connected,
             events_error=feed.error if feed else None,
-            recent=[models.Ingestion(**r) for r in (feed.recent(limit) if feed else [])],
+            recent=feed.recent(limit) if feed else [],
             quarantine_count=count,
             quarantine=files[:limit],
         )
