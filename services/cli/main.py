@@ -17,7 +17,7 @@ from services.cli.storage import storage_app
 from shared.settings import NovaSettings
 
 if TYPE_CHECKING:
-    from services.cli.runtime import Child, Stack, StartGuard
+    from services.cli.runtime import Stack, StartGuard
 
 app = typer.Typer(help="Nova Corrente data platform.", no_args_is_help=True, add_completion=False)
 app.command("datasets")(datasets)
@@ -111,7 +111,12 @@ def _start_and_serve(
 ) -> None:
     """Start the stack (with the demo and a forecast if asked), then serve until a signal;
     a child that dies meanwhile is restarted (`Stack.supervise`)."""
-    from services.cli.runtime import demo_refusal, drop_demo, start_forecast_when_settled
+    from services.cli.runtime import (
+        banner,
+        demo_refusal,
+        drop_demo,
+        start_forecast_when_settled,
+    )
 
     # Looked at before the ingestor starts taking files: the lake as the operator left it.
     refusal = demo_refusal(stack.settings) if demo and not force_demo else None
@@ -134,56 +139,6 @@ def _start_and_serve(
             )
             forecast_run = None
         time.sleep(0.5)
-
-
-def banner(stack: Stack, forecast_run: Child | None) -> str:
-    """What is up and where: the addresses really bound, never a password."""
-    settings = stack.settings
-    api = stack.api_url
-    assert settings.ingestor.inbox_dir and settings.ingestor.quarantine_dir
-    metrics_port = settings.ingestor.metrics_port
-    items = stack.item_count(unreachable=-1)
-    auth = (
-        f"user {stack.nats_auth[0]}, password required"
-        if stack.nats_auth
-        else "no authentication: set NOVA_NATS__USER and NOVA_NATS__PASSWORD"
-    )
-    forecaster = settings.forecaster
-    return (
-        "\nNova Corrente data platform is up.\n"
-        f"  dashboard  {api}/   (pipeline status, alerts, item forecasts)\n"
-        f"  API        {api}/api/v1   (docs: {api}/docs)"
-        + ("   (API key required)" if stack.api_headers else "")
-        + "\n"
-        f"  inbox      {settings.ingestor.inbox_dir.resolve()}   (drop .xlsx, .csv, .json exports"
-        " here; `nova datasets` lists what is accepted)\n"
-        f"  quarantine {settings.ingestor.quarantine_dir.resolve()}   (`nova quarantine list`)\n"
-        f"  logs       {settings.log_dir.resolve()}/*.log   (JSON lines)\n"
-        f"  NATS       {stack.nats_url}   ({auth})\n"
-        + (
-            f"  metrics    http://{stack.metrics_host}:{metrics_port}/metrics"
-            "   (ingestor, Prometheus)\n"
-            if metrics_port
-            else ""
-        )
-        + f"  try        curl '{api}/api/v1/items?limit=5'"
-        + (" -H 'X-API-Key: <key>'" if stack.api_headers else "")
-        + "\n"
-        f"  items now  {items if items >= 0 else '? (the API is restarting)'}\n"
-        + (
-            f"  forecast   running in the background ({forecast_run.log_path}); "
-            "`nova forecast` runs one on demand\n"
-            + (
-                f"             progress: http://{forecaster.metrics_host}:"
-                f"{forecaster.metrics_port}/metrics while it runs (Prometheus)\n"
-                if forecaster.metrics_port
-                else ""
-            )
-            if forecast_run
-            else ""
-        )
-        + "Press Ctrl-C to stop."
-    )
 
 
 if __name__ == "__main__":

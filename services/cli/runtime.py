@@ -489,3 +489,53 @@ def start_forecast_when_settled(stack: Stack) -> Child | None:
         left = ", ".join(p.name for p in takeable_inbox_files(inbox)[:5])
         stack.say(f"forecast started although the inbox still holds {left}: see the ingestor log")
     return stack.start_forecast()
+
+
+def banner(stack: Stack, forecast_run: Child | None) -> str:
+    """What is up and where: the addresses really bound, never a password."""
+    settings = stack.settings
+    api = stack.api_url
+    assert settings.ingestor.inbox_dir and settings.ingestor.quarantine_dir
+    metrics_port = settings.ingestor.metrics_port
+    items = stack.item_count(unreachable=-1)
+    auth = (
+        f"user {stack.nats_auth[0]}, password required"
+        if stack.nats_auth
+        else "no authentication: set NOVA_NATS__USER and NOVA_NATS__PASSWORD"
+    )
+    forecaster = settings.forecaster
+    return (
+        "\nNova Corrente data platform is up.\n"
+        f"  dashboard  {api}/   (pipeline status, alerts, item forecasts)\n"
+        f"  API        {api}/api/v1   (docs: {api}/docs)"
+        + ("   (API key required)" if stack.api_headers else "")
+        + "\n"
+        f"  inbox      {settings.ingestor.inbox_dir.resolve()}   (drop .xlsx, .csv, .json exports"
+        " here; `nova datasets` lists what is accepted)\n"
+        f"  quarantine {settings.ingestor.quarantine_dir.resolve()}   (`nova quarantine list`)\n"
+        f"  logs       {settings.log_dir.resolve()}/*.log   (JSON lines)\n"
+        f"  NATS       {stack.nats_url}   ({auth})\n"
+        + (
+            f"  metrics    http://{stack.metrics_host}:{metrics_port}/metrics"
+            "   (ingestor, Prometheus)\n"
+            if metrics_port
+            else ""
+        )
+        + f"  try        curl '{api}/api/v1/items?limit=5'"
+        + (" -H 'X-API-Key: <key>'" if stack.api_headers else "")
+        + "\n"
+        f"  items now  {items if items >= 0 else '? (the API is restarting)'}\n"
+        + (
+            f"  forecast   running in the background ({forecast_run.log_path}); "
+            "`nova forecast` runs one on demand\n"
+            + (
+                f"             progress: http://{forecaster.metrics_host}:"
+                f"{forecaster.metrics_port}/metrics while it runs (Prometheus)\n"
+                if forecaster.metrics_port
+                else ""
+            )
+            if forecast_run
+            else ""
+        )
+        + "Press Ctrl-C to stop."
+    )
