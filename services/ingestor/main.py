@@ -15,6 +15,7 @@ from wsgiref.simple_server import WSGIServer
 from nats.js import JetStreamContext
 from prometheus_client import start_http_server
 
+from services.ingestor.files import NotARegularFileError
 from services.ingestor.ledger import JetStreamLedger
 from services.ingestor.metrics import IngestMetrics
 from services.ingestor.names import display_name
@@ -113,7 +114,7 @@ async def ingest_ready(
             retry.succeeded(path)
         except FileBusyError:
             tracker.notice(path)  # logged and counted once per wait by the service
-        except FileChangedError:
+        except (FileChangedError, NotARegularFileError):  # e.g. replaced by a link meanwhile
             log.info("file_changed_while_read", file=name)
             deferred.labels("changed_while_read").inc()
             tracker.notice(path)
