@@ -86,7 +86,7 @@ def _broken_files(rng: random.Random, workbook: bytes) -> list[tuple[str, bytes]
     files.append(("bomb.xlsx", _zip_bomb()))
     files.append(("huge.csv", _good_csv(rng, rows=10) + b"x" * MAX_FILE_BYTES))
     for n in range(10):
-        files.append((f"relatorio..{n}.csv", _good_csv(rng)))
+        files.append((f"sub\\..\\relatorio{n}.csv", _good_csv(rng)))
         files.append((f"pasta\\sub{n}.csv", _good_csv(rng)))
     for n in range(10):
         files.append((f"binary-{n}.csv", b"DATA;X\r\n\x00\x01\x02" + rng.randbytes(100)))
