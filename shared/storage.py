@@ -113,6 +113,13 @@ class Lake:
     def __repr__(self) -> str:  # never show storage options: they hold credentials
         return f"Lake({self._uri_root!r})"
 
+    @property
+    def location(self) -> str:
+        """Where the lake lives, for a person reading an error; never credentials."""
+        if self._uri_root.startswith("s3://"):
+            return f"S3 {self._uri_root}"
+        return f"folder {self._uri_root}"
+
     def reachable(self) -> bool:
         """Whether the storage answers and holds the lake's bucket (or root folder); one quick
         look that never raises. Services ask it after a failure: when the lake is away, the

@@ -274,7 +274,10 @@ class GoldState:
                 return switched
             except Exception as error:  # storage down: keep serving the view we have
                 # One line, without the terminal colours deltalake puts in its messages.
-                text = ANSI_ESCAPE.sub("", f"{type(error).__name__}: {error}")
+                # Which storage, too: the client libraries' texts do not always say.
+                text = ANSI_ESCAPE.sub(
+                    "", f"lake at {self._lake.location}: {type(error).__name__}: {error}"
+                )
                 self.last_error = " ".join(text.split())
                 log.warning("gold_version_check_failed", error=self.last_error)
                 return False

@@ -444,3 +444,18 @@ def test_bytes_round_trip_locally_and_on_s3(local_lake, s3_lake):
         assert lake.read_bytes("reports/quality/b1.html").decode() == "<html>relatório</html>"
         lake.delete_file("reports/quality/b1.html")
         assert not lake.exists("reports/quality/b1.html")
+
+
+def test_a_lake_says_where_it_lives_without_credentials(tmp_path):
+    local = Lake.from_settings(StorageSettings(backend="local", local_root=tmp_path))
+    assert local.location == f"folder {tmp_path.resolve().as_posix()}"
+    s3 = Lake.from_settings(
+        StorageSettings(
+            backend="s3",
+            s3_endpoint_url="http://127.0.0.1:9",
+            s3_bucket="nova",
+            s3_access_key=SecretStr("ak"),
+            s3_secret_key=SecretStr("Sup3r-s3cret"),
+        )
+    )
+    assert s3.location == "S3 s3://nova"
