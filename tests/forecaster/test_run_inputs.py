@@ -190,29 +190,17 @@ def test_a_build_committed_during_a_run_does_not_leak_into_it(demo_var):
     assert read_live(lake, "inventory_policy").column("lead_time_mean_days").to_pylist()[0] == 999.0
 
 
-def test_the_manifest_tells_operators_stages_classes_failures_and_build(demo_var):
-    lake = Lake.from_settings(NovaSettings(var_dir=demo_var).storage)
-    manifest = run_forecast(lake, _options())
-    runs = lake.delta_table("gold", "forecast_runs").to_pyarrow_table().to_pylist()
-    row = next(r for r in runs if r["run_id"] == manifest.run_id)
-    stages = json.loads(row["stage_seconds"])
-    assert list(stages) == ["read", "backtest", "select", "final_fit", "policy", "commit"]
-    assert all(seconds >= 0 for seconds in stages.values())
-    classes = json.loads(row["series_by_class"])
-    assert sum(classes.values()) == manifest.series
-    assert set(classes) <= {"smooth", "erratic", "intermittent", "lumpy", "no_demand"}
-    assert json.loads(row["failures_by_model"]) == manifest.failures_by_model
-    assert sum(json.loads(row["selected_models"]).values()) == manifest.series
-    assert row["gold_build_id"] == live_gold_versions(lake)[0]
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def test_a_running_forecast_serves_its_progress_to_prometheus(demo_var):
+def test_a_run_tells_operators_its_progress_on_prometheus_and_its_figures_in_the_manifest(
+    demo_var,
+):
+    """One run (each costs tens of seconds here) checked from both ends: its metrics while it
+    runs and after, and the stages, classes, failures and build its manifest row records."""
     lake = Lake.from_settings(NovaSettings(var_dir=demo_var).storage)
     port = _free_port()
     telemetry = RunTelemetry()
@@ -233,3 +221,15 @@ def test_a_running_forecast_serves_its_progress_to_prometheus(demo_var):
     assert 'nova_forecast_stage{stage="done"} 1.0' in after
     assert f"nova_forecast_series_done {float(manifest.series)}" in after
     assert "nova_forecast_runs_total 1.0" in after
+
+    runs = lake.delta_table("gold", "forecast_runs").to_pyarrow_table().to_pylist()
+    row = next(r for r in runs if r["run_id"] == manifest.run_id)
+    stages = json.loads(row["stage_seconds"])
+    assert list(stages) == ["read", "backtest", "select", "final_fit", "policy", "commit"]
+    assert all(seconds >= 0 for seconds in stages.values())
+    classes = json.loads(row["series_by_class"])
+    assert sum(classes.values()) == manifest.series
+    assert set(classes) <= {"smooth", "erratic", "intermittent", "lumpy", "no_demand"}
+    assert json.loads(row["failures_by_model"]) == manifest.failures_by_model
+    assert sum(json.loads(row["selected_models"]).values()) == manifest.series
+    assert row["gold_build_id"] == live_gold_versions(lake)[0]
