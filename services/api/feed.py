@@ -20,10 +20,11 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 from pydantic import TypeAdapter
 
 from services.api import models
-from services.api.quarantine import printable, text_field
+from services.api.quarantine import text_field
 from shared.broker import NatsAuthenticationError, connect, without_credentials
 from shared.events import SUBJECT_ROOT, ForecastPublished, GoldUpdated
 from shared.logging import get_logger
+from shared.quarantine import printable
 from shared.settings import NatsSettings
 
 log = get_logger(__name__)

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
+from shared.quarantine import REPORT_SUFFIX, printable, quarantined_entries
 from shared.settings import NovaSettings
 
 quarantine_app = typer.Typer(help="Files the ingestor rejected, with their reasons.")
@@ -97,46 +98,9 @@ def _quarantine_dir(settings: NovaSettings) -> Path:
 
 
 def quarantined_reports(quarantine: Path) -> list[tuple[Path, dict[str, Any]]]:
-    """(quarantined entry, its error report) for every entry still in quarantine.
-
-    Nothing is left out: a report that is missing, not JSON, not UTF-8 or not an object still
-    lists its file, with what can be said. Entries are never opened (a quarantined symlink or
-    FIFO stays unread here too).
-    """
-    found = []
-    with os.scandir(quarantine) as entries:
-        names = sorted(
-            e.name
-            for e in entries
-            if not e.is_dir(follow_symlinks=False)
-            and not e.name.startswith(".")
-            and not e.name.endswith(".error.json")
-        )
-    for name in names:
-        target = quarantine / name
-        found.append((target, _read_report(target.with_name(name + ".error.json"))))
-    return found
-
-
-def _read_report(report_path: Path) -> dict[str, Any]:
-    try:
-        text = report_path.read_bytes().decode("utf-8", "backslashreplace")
-    except FileNotFoundError:
-        return {"reason": "(no report beside it)"}
-    except OSError as exc:
-        return {"reason": f"(unreadable report: {exc})"}
-    try:
-        report = json.loads(text)
-    except ValueError as exc:
-        return {"reason": f"(unreadable report: {exc})"}
-    if not isinstance(report, dict):
-        return {"reason": f"(unreadable report: a JSON {type(report).__name__}, not an object)"}
-    return report
-
-
-def _shown(name: str) -> str:
-    """A file name as printable text (the bytes of a name that is not UTF-8 as \\xNN)."""
-    return os.fsencode(name).decode("utf-8", "backslashreplace")
+    """(quarantined entry, its error report) for every entry still in quarantine; a report that
+    cannot be read still lists its entry, with what can be said (see `shared.quarantine`)."""
+    return [(e.path, e.report) for e in quarantined_entries(quarantine) if e.present]
 
 
 @quarantine_app.command("list")
@@ -148,7 +112,7 @@ def quarantine_list(
     reports = quarantined_reports(quarantine) if quarantine.is_dir() else []
     if as_json:
         typer.echo(
-            json.dumps([{**r, "quarantined_as": _shown(p.name)} for p, r in reports], indent=2)
+            json.dumps([{**r, "quarantined_as": printable(p.name)} for p, r in reports], indent=2)
         )
         return
     if not reports:
@@ -156,7 +120,7 @@ def quarantine_list(
         return
     for path, report in reports:
         typer.echo(
-            f"{_shown(path.name)}\n  dataset: {report.get('dataset', '?')}   rejected: "
+            f"{printable(path.name)}\n  dataset: {report.get('dataset', '?')}   rejected: "
             f"{report.get('rejected_at', '?')}\n  reason:  {report.get('reason', '?')}"
             + (f"   column: {report['column']}" if report.get("column") else "")
             + (f"   row: {report['row']}" if report.get("row") else "")
@@ -181,7 +145,7 @@ def quarantine_retry(
     by_name = {path.name: (path, report) for path, report in reports.items()}
     wanted = list(by_name) if all_files else (names or [])
     # A name that is not UTF-8 can be given as `nova quarantine list` shows it, too.
-    shown = {_shown(name): name for name in by_name}
+    shown = {printable(name): name for name in by_name}
     wanted = [n if n in by_name else shown.get(n, n) for n in wanted]
     if not wanted:
         typer.echo("name the files to retry, or pass --all", err=True)
@@ -189,7 +153,7 @@ def quarantine_retry(
     unknown = [n for n in wanted if n not in by_name]
     if unknown:
         typer.echo(
-            f"not in quarantine: {', '.join(map(_shown, unknown))} (see `nova quarantine list`)",
+            f"not in quarantine: {', '.join(map(printable, unknown))} (see `nova quarantine list`)",
             err=True,
         )
         raise typer.Exit(1)
@@ -200,16 +164,16 @@ def quarantine_retry(
         if os.path.lexists(destination):
             typer.echo(f"{destination} already exists; not overwriting it", err=True)
             raise typer.Exit(1)
-        kept = quarantine / "retried" / f"{path.name}.{stamp}.error.json"
+        kept = quarantine / "retried" / f"{path.name}.{stamp}{REPORT_SUFFIX}"
         kept.parent.mkdir(parents=True, exist_ok=True)
         destination.parent.mkdir(parents=True, exist_ok=True)
         # The report moves first: a file back in the inbox with a stale reason beside it in
         # quarantine would be listed as still rejected.
-        report_path = path.with_name(path.name + ".error.json")
+        report_path = path.with_name(path.name + REPORT_SUFFIX)
         if report_path.exists():
             shutil.move(report_path, kept)
         shutil.move(path, destination)
-        typer.echo(f"{_shown(path.name)} -> {_shown(str(destination))}")
+        typer.echo(f"{printable(path.name)} -> {printable(str(destination))}")
 
 
 def _original_place(report: dict[str, Any], quarantined_name: str) -> Path:

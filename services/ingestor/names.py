@@ -12,6 +12,8 @@ import hashlib
 import os
 from typing import Any
 
+from shared.quarantine import printable
+
 NAME_MAX = 255  # bytes per path component: ext4, xfs, btrfs, tmpfs, NTFS and SMB alike
 
 
@@ -24,10 +26,9 @@ def is_utf8(name: str) -> bool:
 
 
 def display_name(name: str) -> str:
-    """`name` as valid UTF-8 text: itself when it is, else each undecodable byte as `\\xNN`."""
-    if is_utf8(name):
-        return name
-    return os.fsencode(name).decode("utf-8", "backslashreplace")
+    """`name` as valid UTF-8 text: itself when it is, else each undecodable byte as `\\xNN`
+    (as every reader of reports and events shows it)."""
+    return printable(name)
 
 
 def name_record(name: str) -> dict[str, Any]:

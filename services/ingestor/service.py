@@ -43,6 +43,7 @@ from services.ingestor.parsing import ContractViolation, HeaderMatch
 from services.ingestor.workbook import read_workbook
 from shared.events import BronzeIngested, Event, IngestRejected, new_correlation_id
 from shared.logging import bind_correlation_id, get_logger
+from shared.quarantine import REPORT_SUFFIX
 from shared.settings import IngestorSettings
 from shared.storage import Lake
 
@@ -74,7 +75,7 @@ class FileBusyError(FileChangedError):
 # Bytes the archive and quarantine add to a name: `<sha256>-` before it, `.<n>` for a repeated
 # name, `.error.json` beside a quarantined one.
 ARCHIVE_NAME_RESERVE = 65 + 6
-QUARANTINE_NAME_RESERVE = len(".error.json") + 6
+QUARANTINE_NAME_RESERVE = len(REPORT_SUFFIX) + 6
 
 
 @dataclass(frozen=True)
@@ -552,8 +553,8 @@ class IngestService:
         # (retried), never a quarantined file without its reason. Written aside and renamed, so
         # a failed write leaves no empty report behind to push the next attempt to a new name.
         target.parent.mkdir(parents=True, exist_ok=True)
-        error_file = target.with_name(target.name + ".error.json")
-        staging = target.with_name(f".{uuid.uuid4().hex}.error.json.tmp")
+        error_file = target.with_name(target.name + REPORT_SUFFIX)
+        staging = target.with_name(f".{uuid.uuid4().hex}{REPORT_SUFFIX}.tmp")
         try:
             staging.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
             staging.replace(error_file)
@@ -594,7 +595,7 @@ class IngestService:
         """Never overwrite: a second `x.xlsx` in quarantine becomes `x.1.xlsx`."""
         candidate, counter = target, 0
         while os.path.lexists(candidate) or (  # a quarantined link counts, even dangling
-            with_report and candidate.with_name(candidate.name + ".error.json").exists()
+            with_report and candidate.with_name(candidate.name + REPORT_SUFFIX).exists()
         ):
             counter += 1
             candidate = target.with_name(f"{target.stem}.{counter}{target.suffix}")
