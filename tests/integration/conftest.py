@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -42,3 +43,17 @@ def ingestor_process(
     finally:
         process.terminate()
         process.wait(20)
+
+
+def wait_while_running(
+    predicate: Callable[[], object], process: subprocess.Popen, log: Path, timeout: float = 60
+) -> None:
+    """Poll `predicate` until it holds; fail with the log's tail if `process` dies or time
+    runs out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        assert process.poll() is None, log.read_text()[-3000:]
+        time.sleep(0.2)
+    raise AssertionError(f"timed out; log tail:\n{log.read_text()[-3000:]}")

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.conftest import free_port, json_log_lines
-from tests.integration.conftest import ingestor_process
+from tests.integration.conftest import ingestor_process, wait_while_running
 
 pytestmark = pytest.mark.slow
 
@@ -59,16 +59,6 @@ def _reopen_per_line(path: Path) -> None:
         time.sleep(REOPENED_PAUSE)
 
 
-def _wait(predicate, process, log: Path, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        assert process.poll() is None, log.read_text()[-3000:]
-        time.sleep(0.2)
-    raise AssertionError(f"timed out; log tail:\n{log.read_text()[-3000:]}")
-
-
 def test_slow_writers_lose_nothing_and_nothing_is_read_twice(tmp_path, nats_url):
     var = tmp_path / "var"
     inbox = var / "inbox"
@@ -77,7 +67,7 @@ def test_slow_writers_lose_nothing_and_nothing_is_read_twice(tmp_path, nats_url)
     held, reopened = inbox / "held-open.csv", inbox / "reopened.csv"
     port = free_port()
     with ingestor_process(var, nats_url, log, stable_seconds=1.0, metrics_port=port) as process:
-        _wait(
+        wait_while_running(
             lambda: any(e.get("event") == "ingestor_started" for e in json_log_lines(log)),
             process,
             log,
@@ -90,7 +80,7 @@ def test_slow_writers_lose_nothing_and_nothing_is_read_twice(tmp_path, nats_url)
             writer.start()
         for writer in writers:
             writer.join()
-        _wait(lambda: not any(inbox.iterdir()), process, log)
+        wait_while_running(lambda: not any(inbox.iterdir()), process, log)
 
         bronze = _bronze_items(var)
         # Held open: read once, whole, after the writer closed it.

@@ -3,14 +3,13 @@ slowly, moved in with `mv`, dropped into a dataset folder, with inotify or by po
 
 from __future__ import annotations
 
-import subprocess
 import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
-from tests.integration.conftest import ingestor_process
+from tests.integration.conftest import ingestor_process, wait_while_running
 
 pytestmark = pytest.mark.slow
 
@@ -36,16 +35,6 @@ def _bronze_rows(var: Path, dataset: str) -> dict[str, int]:
     return rows
 
 
-def _wait(predicate, process: subprocess.Popen, log: Path, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        assert process.poll() is None, log.read_text()[-3000:]
-        time.sleep(0.2)
-    raise AssertionError(f"timed out; log tail:\n{log.read_text()[-3000:]}")
-
-
 @pytest.mark.parametrize("polling", [False, True], ids=["inotify", "polling"])
 def test_files_arriving_every_way_are_each_ingested_once_and_whole(tmp_path, nats_url, polling):
     var = tmp_path / "var"
@@ -65,7 +54,9 @@ def test_files_arriving_every_way_are_each_ingested_once_and_whole(tmp_path, nat
         polling="true" if polling else "false",
         poll_interval_seconds=0.3,
     ) as process:
-        _wait(lambda: "before-start.csv" in _bronze_rows(var, "stock_on_hand"), process, log)
+        wait_while_running(
+            lambda: "before-start.csv" in _bronze_rows(var, "stock_on_hand"), process, log
+        )
 
         # A slow copy: half now, the rest after a pause shorter than stable_seconds.
         content = _snapshot(4000, "B")
@@ -85,7 +76,7 @@ def test_files_arriving_every_way_are_each_ingested_once_and_whole(tmp_path, nat
 
         expected = {"before-start.csv": 50, "slow-copy.csv": 4000, "moved.csv": 30}
         expected["in-dataset-folder.csv"] = 20
-        _wait(lambda: _bronze_rows(var, "stock_on_hand") == expected, process, log)
+        wait_while_running(lambda: _bronze_rows(var, "stock_on_hand") == expected, process, log)
         time.sleep(2.5)  # anything else would have been picked up by now
         assert _bronze_rows(var, "stock_on_hand") == expected
         assert not (var / "quarantine").exists() or not any((var / "quarantine").iterdir())
