@@ -245,6 +245,8 @@ def test_ingestor_binds_inbox_archive_quarantine(services: dict[str, Any]) -> No
         source = interpolate_defaults(volumes[folder])
         assert source.startswith("./data/"), "a bind mount of a host folder"
     assert env["NOVA_INGESTOR__METRICS_PORT"] == "9101"
+    # loopback is the default (issue 13); a scraper in another container needs the network
+    assert env["NOVA_INGESTOR__METRICS_HOST"] == "0.0.0.0"
     assert "ports" not in ingestor
     # the API reads the quarantine reasons, read-only
     api_volumes = [str(v) for v in services["api"]["volumes"]]
