@@ -36,7 +36,13 @@ from nats.js.kv import KeyValue
 from pydantic import ValidationError
 
 from services.transformer.builds import BuildResult, UnknownDatasetError, apply_bronze_event
-from shared.broker import connect, ensure_stream, error_callback, until_settled
+from shared.broker import (
+    connect,
+    ensure_stream,
+    error_callback,
+    until_settled,
+    without_credentials,
+)
 from shared.events import (
     BRONZE_INGESTED_ANY,
     DLQ_HEADER_DELIVERIES,
@@ -327,15 +333,19 @@ async def update_consumer(js: JetStreamContext, settings: NovaSettings) -> bool:
 def build_app(settings: NovaSettings) -> FastStream:
     lake = Lake.from_settings(settings.storage)
     max_deliver = settings.transformer.max_deliver
+    security = broker_security(settings.nats)
     broker = NatsBroker(
-        settings.nats.servers,
+        # FastStream refuses a user in a URL beside `security`: NOVA_NATS__USER/PASSWORD win.
+        [without_credentials(url) for url in settings.nats.servers]
+        if security
+        else settings.nats.servers,
         name=PRODUCER,
         connect_timeout=int(settings.nats.connect_timeout_seconds),
         max_reconnect_attempts=-1,
         # FastStream gives up on a refused credential itself (and logs other errors): this
         # only names that failure, as shared.broker.connect does.
         error_cb=error_callback(settings.nats, PRODUCER, quiet=True),
-        security=broker_security(settings.nats),
+        security=security,
         logger=logging.getLogger("faststream.broker"),
         graceful_timeout=10.0,  # below nova up's stop grace, so a build in flight can finish
     )

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from structlog.testing import capture_logs
@@ -154,13 +155,18 @@ def test_credentials_in_the_url_never_reach_the_message(secured_nats: str) -> No
     assert f"at {secured_nats}:" in message
 
 
+@pytest.mark.parametrize("also_in_url", [False, True], ids=["settings", "settings-and-url"])
 def test_the_transformer_consumes_through_an_authenticated_broker(
-    secured_nats: str, tmp_path: Path
+    secured_nats: str, tmp_path: Path, also_in_url: bool
 ) -> None:
     """The transformer's FastStream broker gets the credentials: its durable consumer takes an
-    event (an unknown dataset, terminated at once) from the authenticated server."""
+    event (an unknown dataset, terminated at once) from the authenticated server. The same
+    credentials also written into NOVA_NATS__URL (FastStream refuses both) change nothing."""
+    inline = f"nats://{USER}:{quote(PASSWORD, safe='')}@"
+    url = secured_nats.replace("nats://", inline) if also_in_url else None
     settings = NovaSettings(
-        var_dir=tmp_path, nats={"url": secured_nats, "user": USER, "password": PASSWORD}
+        var_dir=tmp_path,
+        nats={"url": url or secured_nats, "user": USER, "password": PASSWORD},
     )
 
     async def scenario() -> tuple[int, int]:
