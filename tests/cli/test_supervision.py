@@ -104,17 +104,17 @@ class UpProcess:
         return int(response.json()["total"])
 
     def child_pid(self, marker: str) -> int | None:
-        """The process of this stack whose command line holds `marker` (`services.api`,
-        `nats-server`), found through its environment: other stacks may run beside."""
-        var_marker = f"NOVA_VAR_DIR={self.var_dir}".encode()
+        """The child of this `nova up` whose command line holds `marker` (`services.api`,
+        `nats-server`): other stacks may run beside."""
+        parent = f"PPid:\t{self.process.pid}\n"
         for proc in Path("/proc").iterdir():
-            if not proc.name.isdigit() or int(proc.name) == self.process.pid:
+            if not proc.name.isdigit():
                 continue
             try:
-                if var_marker not in (proc / "environ").read_bytes().split(b"\0"):
+                if parent not in (proc / "status").read_text():
                     continue
                 command = (proc / "cmdline").read_bytes()
-            except OSError:  # exited meanwhile, or not ours to read
+            except OSError:  # exited meanwhile
                 continue
             if marker.encode() in command:
                 return int(proc.name)

@@ -18,6 +18,7 @@ import pytest
 from nats.errors import Error as NatsError
 
 from services.cli.runtime import RuntimeFailure, Stack, demo_refusal
+from services.demo.erp_workbook import generate_demo_workbook
 from shared.settings import NovaSettings
 from shared.storage import Lake
 from tests.cli.test_supervision import UpProcess
@@ -132,6 +133,8 @@ def test_nova_up_with_keys_over_a_lake_with_data_drops_no_demo_and_counts_right(
             nats_pid = up.child_pid("nats-server")
             assert nats_pid is not None
             assert PASSWORD.encode() not in Path(f"/proc/{nats_pid}/cmdline").read_bytes()
+            # nor in its environment: nova up hands nats-server no NOVA_ setting
+            assert PASSWORD.encode() not in Path(f"/proc/{nats_pid}/environ").read_bytes()
             config = up.var_dir / "nats-server.conf"
             assert stat.S_IMODE(config.stat().st_mode) == 0o600
         finally:
@@ -147,6 +150,28 @@ def test_nova_up_with_keys_over_an_empty_lake_loads_the_demo(tmp_path):
         assert "dropped dadosSuprimentos_demo.xlsx" in up.text
         shown = int(banner.split("  items now  ")[1].split("\n")[0])
         assert 0 < shown <= up.item_total()
+    finally:
+        code, output = up.stop()
+    assert code == 0, output
+
+
+@pytest.mark.slow
+def test_exports_already_in_the_inbox_of_an_empty_lake_are_waited_for_and_forecast(tmp_path):
+    """No demo: the planner's own exports were in the inbox before the first start. The banner
+    counts their materials and the forecast starts, instead of `items now 0` and no forecast."""
+    inbox = tmp_path / "var" / "inbox"
+    inbox.mkdir(parents=True)
+    workbook = generate_demo_workbook(tmp_path / "exports", items=6, depots=3, days=60, seed=4)
+    workbook.path.replace(inbox / workbook.path.name)
+    up = UpProcess.start(
+        tmp_path,
+        "--no-demo",
+        env={"NOVA_FORECASTER__JOBS": "1", "NOVA_FORECASTER__METRICS_PORT": "0"},
+    )
+    try:
+        banner = up.wait_until_up()
+        assert int(banner.split("  items now  ")[1].split("\n")[0]) == workbook.items
+        assert "forecast   running in the background" in banner
     finally:
         code, output = up.stop()
     assert code == 0, output
