@@ -23,6 +23,9 @@ from services.api import models
 from services.api.answers import MEDIA
 from services.api.problems import PROBLEM
 
+# Swagger UI and Redoc as published on npm, with one change: Redoc's footer logo, which it
+# loads from cdn.redoc.ly, points at the local `redoc-logo-mini.svg` (no page loads anything
+# from another host; tests/api/test_docs_and_keys.py checks the assets too).
 VENDOR = "/static/vendor"
 API_KEY_HEADER = "X-API-Key"
 PROBLEM_SCHEMA = {"$ref": "#/components/schemas/Problem"}

@@ -13,6 +13,7 @@ from shared.settings import ApiSettings, StorageSettings
 from shared.storage import Lake
 
 KEY = "docs-test-key"
+EXTERNAL_LOAD = re.compile(r"""(?:\bsrc\s*[:=]\s*|url\(\s*)["']?((?:https?:)?//[^"')\s]+)""", re.I)
 
 
 @pytest.fixture
@@ -31,6 +32,12 @@ def test_the_docs_load_nothing_from_another_host(lake, page):
         assert any(a.endswith(".js") for a in assets), assets
         for asset in [*assets, "/openapi.json"]:
             assert client.get(asset).status_code == 200, asset
+        # What the scripts and stylesheets themselves load (an image, a font), not the links
+        # a reader may follow.
+        for asset in assets:
+            if asset.endswith((".js", ".css")):
+                loads = EXTERNAL_LOAD.findall(client.get(asset).text)
+                assert not loads, (asset, loads)
 
 
 def test_the_document_declares_how_to_send_a_key_when_keys_are_set(lake):
