@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 
 REPORT_SUFFIX = ".error.json"
 REPORT_MAX_BYTES = 64 * 1024  # a report is a few hundred bytes; a bigger one is not read whole
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def printable(text: str) -> str:
@@ -32,6 +34,12 @@ def printable(text: str) -> str:
         return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
     except UnicodeEncodeError:  # a lone surrogate that no byte stands for (from JSON)
         return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def for_terminal(text: object) -> str:
+    """`printable` text with control characters as `\\xNN` too: a name or a reason printed on
+    a terminal can neither break a line nor send an escape sequence (colours, a window title)."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", printable(str(text)))
 
 
 def read_report(path: Path) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from shared.quarantine import REPORT_SUFFIX, printable, quarantined_entries
+from shared.quarantine import REPORT_SUFFIX, for_terminal, printable, quarantined_entries
 from shared.settings import NovaSettings
 
 quarantine_app = typer.Typer(help="Files the ingestor rejected, with their reasons.")
@@ -120,10 +120,11 @@ def quarantine_list(
         return
     for path, report in reports:
         typer.echo(
-            f"{printable(path.name)}\n  dataset: {report.get('dataset', '?')}   rejected: "
-            f"{report.get('rejected_at', '?')}\n  reason:  {report.get('reason', '?')}"
-            + (f"   column: {report['column']}" if report.get("column") else "")
-            + (f"   row: {report['row']}" if report.get("row") else "")
+            f"{for_terminal(path.name)}\n  dataset: {for_terminal(report.get('dataset', '?'))}"
+            f"   rejected: {for_terminal(report.get('rejected_at', '?'))}\n"
+            f"  reason:  {for_terminal(report.get('reason', '?'))}"
+            + (f"   column: {for_terminal(report['column'])}" if report.get("column") else "")
+            + (f"   row: {for_terminal(report['row'])}" if report.get("row") else "")
         )
 
 
@@ -145,7 +146,7 @@ def quarantine_retry(
     by_name = {path.name: (path, report) for path, report in reports.items()}
     wanted = list(by_name) if all_files else (names or [])
     # A name that is not UTF-8 can be given as `nova quarantine list` shows it, too.
-    shown = {printable(name): name for name in by_name}
+    shown = {for_terminal(name): name for name in by_name}
     wanted = [n if n in by_name else shown.get(n, n) for n in wanted]
     if not wanted:
         typer.echo("name the files to retry, or pass --all", err=True)
@@ -153,7 +154,8 @@ def quarantine_retry(
     unknown = [n for n in wanted if n not in by_name]
     if unknown:
         typer.echo(
-            f"not in quarantine: {', '.join(map(printable, unknown))} (see `nova quarantine list`)",
+            f"not in quarantine: {', '.join(map(for_terminal, unknown))}"
+            " (see `nova quarantine list`)",
             err=True,
         )
         raise typer.Exit(1)
@@ -173,7 +175,7 @@ def quarantine_retry(
         if report_path.exists():
             shutil.move(report_path, kept)
         shutil.move(path, destination)
-        typer.echo(f"{printable(path.name)} -> {printable(str(destination))}")
+        typer.echo(f"{for_terminal(path.name)} -> {for_terminal(destination)}")
 
 
 def _original_place(report: dict[str, Any], quarantined_name: str) -> Path:

@@ -178,3 +178,19 @@ def test_retry_of_a_name_that_is_not_utf8_as_the_list_shows_it(var):
     result = runner.invoke(app, ["quarantine", "retry", "bad\\xff.csv"])
     assert result.exit_code == 0, result.output
     assert (var / "inbox" / raw).read_bytes() == b"broken"
+
+
+def test_names_and_reasons_cannot_drive_the_terminal(var):
+    """A name may hold a newline or an escape sequence (a window title, colours): the list
+    shows them as \\xNN on one line each, and retry takes the name as shown."""
+    hostile = "x\x1b]0;pwned\x07\nline.csv"
+    _quarantine(var, hostile, reason="bad \x1b[31mred\x1b[0m")
+    listed = runner.invoke(app, ["quarantine", "list"])
+    assert listed.exit_code == 0, listed.output
+    assert "\x1b" not in listed.output and "\x07" not in listed.output
+    assert "x\\x1b]0;pwned\\x07\\x0aline.csv\n" in listed.output
+    assert "bad \\x1b[31mred\\x1b[0m" in listed.output
+    retried = runner.invoke(app, ["quarantine", "retry", "x\\x1b]0;pwned\\x07\\x0aline.csv"])
+    assert retried.exit_code == 0, retried.output
+    assert "\x1b" not in retried.output
+    assert (var / "inbox" / hostile).read_bytes() == b"broken"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 
-from shared.quarantine import printable, quarantined_entries, read_report
+from shared.quarantine import for_terminal, printable, quarantined_entries, read_report
 
 
 def test_printable_shows_undecodable_name_bytes_as_escapes():
@@ -59,3 +59,10 @@ def test_a_report_is_read_through_no_link(tmp_path):
     secret.write_text(json.dumps({"reason": "secret"}))
     (tmp_path / "x.csv.error.json").symlink_to(secret)
     assert "secret" not in json.dumps(read_report(tmp_path / "x.csv.error.json"))
+
+
+def test_for_terminal_escapes_control_characters_and_undecodable_bytes():
+    assert for_terminal("a\nb\x1b[31m\x07\x7f\x85.csv") == "a\\x0ab\\x1b[31m\\x07\\x7f\\x85.csv"
+    assert for_terminal(os.fsdecode(b"caf\xe9\n.csv")) == "caf\\xe9\\x0a.csv"
+    assert for_terminal("ação 7") == "ação 7"
+    assert for_terminal(7) == "7"
