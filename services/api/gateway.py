@@ -19,8 +19,8 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.api.gold import GoldState
+from services.api.problems import PROBLEM, instance
 
-PROBLEM = "application/problem+json"
 # The API is read-only: every route answers GET (and so HEAD); anything else is a 405 here,
 # the same for every path (static files and unknown paths included).
 ALLOWED_METHODS = ("GET", "HEAD")
@@ -118,7 +118,7 @@ def keyed(send: Send) -> Send:
 
 def problem(status: int, title: str, detail: str, path: str, **headers: str) -> JSONResponse:
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail,
-            "instance": path}  # fmt: skip
+            "instance": instance(path)}  # fmt: skip
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers or None)
 
 

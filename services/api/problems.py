@@ -8,6 +8,11 @@ from fastapi.responses import JSONResponse
 from services.api import models
 
 PROBLEM = "application/problem+json"
+INSTANCE_MAX_CHARS = 512  # a problem names the path it answers, not a copy of an 80 KB one
+
+
+def instance(path: str) -> str:
+    return path if len(path) <= INSTANCE_MAX_CHARS else path[:INSTANCE_MAX_CHARS] + "…"
 
 
 class ApiProblem(Exception):
@@ -23,7 +28,7 @@ def problem_response(
 ) -> JSONResponse:
     headers = extra.pop("headers", None)
     body = models.Problem(
-        title=title, status=status, detail=detail, instance=request.url.path, **extra
+        title=title, status=status, detail=detail, instance=instance(request.url.path), **extra
     )
     return JSONResponse(
         body.model_dump(exclude_none=True), status_code=status, media_type=PROBLEM, headers=headers

@@ -74,3 +74,16 @@ def test_answers_that_needed_a_key_are_private_and_vary_on_it(lake):
     with TestClient(create_app(ApiSettings(), lake)) as client:
         open_answer = client.get("/api/v1/items")
         assert "private" not in open_answer.headers["cache-control"], "no key: shared caches ok"
+
+
+@pytest.mark.parametrize("keys", ["", KEY])
+def test_a_problem_names_a_long_path_without_echoing_it_whole(lake, keys):
+    """A 60 KB path gets a short answer (401 with keys; without, 422: no code is that long),
+    never its copy."""
+    path = "/api/v1/items/" + "9" * 60_000  # httpx refuses a URL over 64 KiB
+    with TestClient(create_app(ApiSettings(keys=keys), lake)) as client:
+        response = client.get(path)
+        assert response.status_code == (401 if keys else 422)
+        assert response.headers["content-type"] == "application/problem+json"
+        assert len(response.content) < 2_000
+        assert response.json()["instance"].startswith("/api/v1/items/999")
