@@ -6,6 +6,7 @@ Nothing here builds a settings instance at import time: each entry point calls
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Literal
 
@@ -215,6 +216,16 @@ class ApiSettings(BaseModel):
     @property
     def key_list(self) -> list[str]:
         return [k.strip() for k in self.keys.get_secret_value().split(",") if k.strip()]
+
+    @property
+    def open_to_the_network(self) -> bool:
+        """Bound beyond this machine with no key required: anyone who can reach it reads gold."""
+        if self.key_list or self.host == "localhost":
+            return False
+        try:
+            return not ipaddress.ip_address(self.host).is_loopback
+        except ValueError:  # a host name: it may well resolve beyond loopback
+            return True
 
     @property
     def cors_origin_list(self) -> list[str]:

@@ -8,7 +8,7 @@ import uvicorn
 
 from services.api.app import create_app
 from services.api.feed import EventFeed
-from shared.logging import configure_logging
+from shared.logging import configure_logging, get_logger
 from shared.settings import NovaSettings
 from shared.storage import Lake
 
@@ -18,6 +18,12 @@ H11_HEAD_ROOM = 1024 * 1024
 def main() -> None:
     settings = NovaSettings()
     configure_logging("api", settings.log)
+    if settings.api.open_to_the_network:
+        get_logger(__name__).warning(
+            "api_open_without_keys",
+            host=settings.api.host,
+            hint="anyone who reaches this address reads gold: set NOVA_API__KEYS",
+        )
 
     def feed(on_gold_changed: Callable[[], None]) -> EventFeed:
         return EventFeed(settings.nats, on_gold_changed, settings.api.recent_ingestions)

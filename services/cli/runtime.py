@@ -535,6 +535,12 @@ def banner(stack: Stack, forecast_run: Child | None) -> str:
         f"  dashboard  {api}/   (pipeline status, alerts, item forecasts)\n"
         f"  API        {api}/api/v1   (docs: {api}/docs)"
         + ("   (API key required)" if stack.api_headers else "")
+        + (
+            f"   WARNING: open to the network on {settings.api.host} without a key;"
+            " set NOVA_API__KEYS"
+            if settings.api.open_to_the_network
+            else ""
+        )
         + "\n"
         f"  inbox      {settings.ingestor.inbox_dir.resolve()}   (drop .xlsx, .csv, .json exports"
         " here; `nova datasets` lists what is accepted)\n"

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from services.cli.main import app
-from services.cli.runtime import Child, RuntimeFailure, Stack, port_is_free, wait_until
+from services.cli.runtime import Child, RuntimeFailure, Stack, banner, port_is_free, wait_until
 from shared.settings import NovaSettings
 from tests.conftest import free_port
 
@@ -77,3 +77,12 @@ def test_a_dead_child_is_reported_with_its_log_tail(tmp_path):
 def test_wait_until_times_out_naming_what_it_waited_for():
     with pytest.raises(RuntimeFailure, match="the moon"):
         wait_until(lambda: False, 0.3, "the moon")
+
+
+@pytest.mark.parametrize(("keys", "warned"), [("", True), ("k1", False)])
+def test_the_banner_warns_of_an_api_open_to_the_network(tmp_path, keys, warned):
+    settings = NovaSettings(
+        var_dir=tmp_path, api={"host": "0.0.0.0", "port": free_port(), "keys": keys}
+    )
+    shown = banner(Stack(settings), None)
+    assert ("WARNING: open to the network on 0.0.0.0 without a key" in shown) is warned

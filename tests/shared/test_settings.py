@@ -285,3 +285,19 @@ def test_empty_nats_credentials_mean_none(monkeypatch):
     monkeypatch.setenv("NOVA_NATS__USER", "")
     monkeypatch.setenv("NOVA_NATS__PASSWORD", "")
     assert NovaSettings().nats.auth_options() == {}
+
+
+@pytest.mark.parametrize(
+    ("host", "keys", "open_"),
+    [
+        ("127.0.0.1", "", False),
+        ("::1", "", False),
+        ("localhost", "", False),
+        ("0.0.0.0", "", True),
+        ("10.0.0.7", "", True),
+        ("api.example", "", True),
+        ("0.0.0.0", "k1", False),
+    ],
+)
+def test_an_api_bound_beyond_loopback_without_keys_is_open_to_the_network(host, keys, open_):
+    assert ApiSettings(host=host, keys=keys).open_to_the_network is open_
