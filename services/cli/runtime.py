@@ -84,11 +84,13 @@ class Child:
 
 
 def child_environment(command: list[str]) -> dict[str, str]:
-    """What a child inherits: this environment, with JSON logs; nats-server without any NOVA_
-    setting (its credentials come from its config file, and the environ of a long-running
-    server should not hold the password)."""
+    """What a child inherits: this environment, with JSON logs. nats-server gets no NOVA_
+    setting but NOVA_VAR_DIR (which stack it belongs to): its credentials come from its config
+    file, and the environ of a long-running server should not hold a password or a key."""
     if Path(command[0]).name == "nats-server":
-        return {k: v for k, v in os.environ.items() if not k.startswith("NOVA_")}
+        return {
+            k: v for k, v in os.environ.items() if not k.startswith("NOVA_") or k == "NOVA_VAR_DIR"
+        }
     return {**os.environ, "NOVA_LOG__FORMAT": "json"}
 
 
