@@ -84,6 +84,16 @@ def test_permanent_errors_are_terminated_and_lake_errors_retried_with_backoff(na
     assert final.delivered.stream_seq == 2
 
 
+async def _first_event_acked(js, settings: NovaSettings, timeout: float):
+    """The transformer consumer's info once it acked the stream's first event (or timed out)."""
+    deadline = time.monotonic() + timeout
+    info = await js.consumer_info(settings.nats.stream, "transformer")
+    while info.ack_floor.stream_seq < 1 and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+        info = await js.consumer_info(settings.nats.stream, "transformer")
+    return info
+
+
 def _real_commit_conflict(tmp_path) -> CommitFailedError:
     """What deltalake raises when another writer committed since this one read the table."""
     uri = str(tmp_path / "table")
@@ -196,11 +206,7 @@ def test_commit_conflicts_are_retried_soon_and_then_acked(nats_url, tmp_path, mo
         try:
             event = _event("erp_requisitions", "bronze/erp_requisitions/x.parquet")
             await js.publish(event.subject, event.to_bytes())
-            deadline = time.monotonic() + 15
-            info = await js.consumer_info(settings.nats.stream, "transformer")
-            while info.ack_floor.stream_seq < 1 and time.monotonic() < deadline:
-                await asyncio.sleep(0.05)
-                info = await js.consumer_info(settings.nats.stream, "transformer")
+            info = await _first_event_acked(js, settings, timeout=15)
         finally:
             await app.broker.stop()
             await nc.close()
@@ -286,11 +292,7 @@ def test_a_build_longer_than_the_ack_wait_is_delivered_once(nats_url, tmp_path, 
         try:
             event = _event("erp_requisitions", "bronze/erp_requisitions/x.parquet")
             await js.publish(event.subject, event.to_bytes())
-            deadline = time.monotonic() + 30
-            info = await js.consumer_info(settings.nats.stream, "transformer")
-            while info.ack_floor.stream_seq < 1 and time.monotonic() < deadline:
-                await asyncio.sleep(0.1)
-                info = await js.consumer_info(settings.nats.stream, "transformer")
+            info = await _first_event_acked(js, settings, timeout=30)
         finally:
             for app in replicas:
                 await app.broker.stop()
