@@ -9,6 +9,7 @@ import asyncio
 import json
 import os
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 from fastapi.testclient import TestClient
@@ -19,6 +20,7 @@ from shared.broker import connect, ensure_stream
 from shared.settings import ApiSettings, NatsSettings, StorageSettings
 from shared.storage import Lake
 from tests.api.test_feed import wait_until
+from tests.ingestor.fakes import IngestEnv
 
 SECRET = "root:$6$never-read-by-the-api"
 
@@ -145,3 +147,21 @@ def test_strange_ingestion_events_never_fail_the_endpoint(nats_url, tmp_path):
     assert {r["source_name"] for r in recent} >= {"n" * 300, ""}
     strange = next(r for r in recent if r["dataset"] == "5")
     assert (strange["row_count"], strange["row"], strange["outcome"]) == (None, None, "ingested")
+
+
+def test_files_the_ingestor_quarantined_are_listed_with_their_time_newest_first(tmp_path):
+    """Reports as the ingestor writes them (not hand-made ones): the API shows each file's
+    `rejected_at` and sorts on it (it once read only `quarantined_at` or `time`)."""
+    env = IngestEnv(tmp_path)
+    times = [datetime(2026, 11, day, 9, 30, tzinfo=UTC) for day in (3, 1, 2)]
+    for n, when in enumerate(times):
+        env.now = when
+        outcome = env.ingest(f"estoque-{n}.csv", b"\x00\x01 not a csv")
+        assert outcome.status == "quarantined"
+    app = create_app(ApiSettings(), env.lake, quarantine_dir=env.quarantine)
+    with TestClient(app) as client:
+        listed = client.get("/api/v1/ingestions").json()["quarantine"]
+    assert [(e["name"], e["quarantined_at"]) for e in listed] == [
+        (f"estoque-{n}.csv", when.isoformat())
+        for n, when in sorted(enumerate(times), key=lambda nw: nw[1], reverse=True)
+    ]
