@@ -41,6 +41,13 @@ GOLD_CHECKS: tuple[Check, ...] = (
         parent_table="dim_item",
         parent_columns=("item_code",),
     ),
+    Relationship(
+        name="fact_demand_site_in_dim_site",
+        table="fact_demand",
+        columns=("site_code",),
+        parent_table="dim_site",
+        parent_columns=("site_code",),
+    ),
     Freshness(
         name="fact_demand_fresh",
         table="fact_demand",
@@ -65,6 +72,30 @@ GOLD_CHECKS: tuple[Check, ...] = (
         max=3650,
         description="A purchase ten years after its request is a typo in a date; it would "
         "distort every supplier's lead time and reorder point.",
+    ),
+    Relationship(
+        name="fact_lead_time_item_in_dim_item",
+        table="fact_lead_time",
+        columns=("item_code",),
+        parent_table="dim_item",
+        parent_columns=("item_code",),
+    ),
+    Relationship(
+        name="fact_lead_time_site_in_dim_site",
+        table="fact_lead_time",
+        columns=("site_code",),
+        parent_table="dim_site",
+        parent_columns=("site_code",),
+    ),
+    Relationship(
+        name="fact_lead_time_supplier_in_dim_supplier",
+        table="fact_lead_time",
+        columns=("supplier_name",),
+        parent_table="dim_supplier",
+        parent_columns=("supplier_name",),
+        severity="warn",
+        description="dim_supplier holds suppliers with a lead time of zero days or more; a line "
+        "whose only purchases predate their request has none.",
     ),
     # dimensions
     NotNull(name="dim_item_code_present", table="dim_item", columns=("item_code",)),
@@ -118,6 +149,23 @@ GOLD_CHECKS: tuple[Check, ...] = (
         name="fact_stock_one_row_per_snapshot_site_item",
         table="fact_stock",
         columns=("snapshot_date", "site_code", "item_code"),
+    ),
+    Relationship(
+        name="fact_stock_site_in_dim_site",
+        table="fact_stock",
+        columns=("site_code",),
+        parent_table="dim_site",
+        parent_columns=("site_code",),
+    ),
+    Relationship(
+        name="fact_stock_item_in_dim_item",
+        table="fact_stock",
+        columns=("item_code",),
+        parent_table="dim_item",
+        parent_columns=("item_code",),
+        severity="warn",
+        description="A material held in stock but never requested has no dim_item row (no demand "
+        "class, no forecast): worth a look, not a reason to hold back gold.",
     ),
     InRange(
         name="fact_stock_not_negative",

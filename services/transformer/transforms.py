@@ -217,7 +217,7 @@ GOLD: dict[str, Transform] = {
         Transform(
             "gold",
             "dim_site",
-            ("silver_erp_requisitions", "silver_erp_sites", "states"),
+            ("silver_erp_requisitions", "silver_erp_sites", "silver_stock_on_hand", "states"),
             columns(
                 "site_code string, site_id string, client_name string, client_id string, "
                 "state string, state_name string, first_seen date, last_seen date, "
@@ -225,6 +225,7 @@ GOLD: dict[str, Transform] = {
             ),
             input_columns={
                 "silver_erp_requisitions": ("depot_code", "requested_date"),
+                "silver_stock_on_hand": ("depot_code",),
             },
         ),
         Transform(

@@ -341,7 +341,9 @@ GOLD_TARGETS = {
     "erp_cost_summary": [],
     "erp_sites": ["dim_site"],
     "stock_movements": EXTERNAL,  # its dates widen the calendar
-    "stock_on_hand": ["dim_date", "fact_external_daily", "fact_stock", "mart_features"],
+    # its depots are sites too
+    "stock_on_hand": ["dim_site", "dim_date", "fact_external_daily", "fact_stock",
+                      "mart_features"],
     "weather_hourly": EXTERNAL,
     "selic": EXTERNAL,
     "ptax_usd": EXTERNAL,

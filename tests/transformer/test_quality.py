@@ -11,6 +11,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pads
 import pytest
 
+from services.transformer.checks import GOLD_CHECKS
 from services.transformer.quality import (
     DQ_RESULTS_SCHEMA,
     AcceptedValues,
@@ -852,3 +853,23 @@ def test_profile_of_five_million_rows_is_fast():
     assert p.row_count == n
     assert p.column("depot").distinct_count == pytest.approx(8, abs=1)
     assert sum(b.count for b in p.column("qty").histogram) == n
+
+
+def test_every_fact_key_is_checked_against_its_dimension():
+    """Star-schema integrity: each fact's item, site and supplier key has a relationship check
+    to its dimension (the item check was the only one)."""
+    checked = {
+        (c.table, c.columns, c.parent_table)
+        for c in GOLD_CHECKS
+        if isinstance(c, Relationship) and c.parent_columns == c.columns
+    }
+    for fact, key, dimension in [
+        ("fact_demand", "item_code", "dim_item"),
+        ("fact_demand", "site_code", "dim_site"),
+        ("fact_lead_time", "item_code", "dim_item"),
+        ("fact_lead_time", "site_code", "dim_site"),
+        ("fact_lead_time", "supplier_name", "dim_supplier"),
+        ("fact_stock", "site_code", "dim_site"),
+        ("fact_stock", "item_code", "dim_item"),
+    ]:
+        assert (fact, (key,), dimension) in checked, (fact, key)

@@ -75,7 +75,7 @@ def test_silver_erp_requisitions_cleans_keeps_zeros_and_numbers_twin_lines():
                 "item_code": " 010825 ",
                 "item_description": " CABO   FLEXIVEL  2,5MM ",
                 "item_family": " material eletrico ",
-                "supplier_name": " ELETRO   NORDESTE  LTDA ",
+                "supplier_name": " Eletro   Nordeste  ltda ",  # named alike: upper, one space
                 "quantity": 10.0,
                 "unit": " mt ",
                 "required_date": date(2025, 1, 31),
@@ -680,7 +680,7 @@ def test_gold_dim_item_latest_description_and_the_four_demand_classes():
     )  # fmt: skip
 
 
-def test_gold_dim_site_state_from_the_code_and_client_from_the_sites_sheet():
+def test_gold_dim_site_holds_every_depot_and_unknown_with_state_and_client():
     silver = requisitions(
         requisition(depot_code="ALMOX-BA", requested_date=date(2025, 1, 6)),
         requisition(depot_code="ALMOX-BA", requested_date=date(2025, 3, 10)),
@@ -706,8 +706,20 @@ def test_gold_dim_site_state_from_the_code_and_client_from_the_sites_sheet():
         ],
     )  # fmt: skip
 
+    stock = table_of(
+        silver_schema("stock_on_hand"),
+        [
+            {"snapshot_date": date(2025, 2, 28), "depot_code": depot, "item_code": "010825",
+             "quantity_on_hand": 1.0}
+            for depot in ("GERBA", "ALMOX-SE")  # ALMOX-SE holds stock, never requested
+        ],
+    )  # fmt: skip
+
     result = GOLD["dim_site"].run(
-        silver_erp_requisitions=silver, silver_erp_sites=sites, states=STATES
+        silver_erp_requisitions=silver,
+        silver_erp_sites=sites,
+        silver_stock_on_hand=stock,
+        states=STATES,
     )
 
     no_client = {"site_id": None, "client_name": None, "client_id": None, "in_sites_sheet": False}
@@ -718,6 +730,8 @@ def test_gold_dim_site_state_from_the_code_and_client_from_the_sites_sheet():
             {"site_code": "ALMOX-BA", **no_client, "state": "BA", "state_name": "Bahia",
              "first_seen": date(2025, 1, 6), "last_seen": date(2025, 3, 10),
              "request_lines": 2},
+            {"site_code": "ALMOX-SE", **no_client, "state": "SE", "state_name": "Sergipe",
+             "first_seen": None, "last_seen": None, "request_lines": 0},
             {"site_code": "ALMOX-XX", **no_client, "state": None, "state_name": None,
              "first_seen": date(2025, 1, 22), "last_seen": date(2025, 1, 22),
              "request_lines": 1},
@@ -735,6 +749,10 @@ def test_gold_dim_site_state_from_the_code_and_client_from_the_sites_sheet():
              "request_lines": 2},
             {"site_code": "SEAJU001-1", "site_id": "103", "client_name": "VIVO",
              "client_id": "9", "state": "SE", "state_name": "Sergipe", **unseen},
+            # the member the facts map a line without a depot to
+            {"site_code": "UNKNOWN", **no_client, "state": None, "state_name": None,
+             "first_seen": date(2025, 1, 23), "last_seen": date(2025, 1, 23),
+             "request_lines": 1},
         ],
     )  # fmt: skip
 

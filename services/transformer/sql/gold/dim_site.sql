@@ -1,13 +1,17 @@
--- gold.dim_site: every depot or site code seen in the requisitions or the sites sheet.
--- Inputs: silver_erp_requisitions, silver_erp_sites, states (uf, name).
+-- gold.dim_site: every depot or site code seen in the requisitions, the sites sheet or the stock
+-- snapshots, and 'UNKNOWN' for requisition lines without a depot (the facts map those to it), so
+-- that every fact's site_code resolves here.
+-- Inputs: silver_erp_requisitions, silver_erp_sites, silver_stock_on_hand, states (uf, name).
 -- State from the code where the ERP's conventions tell it: a '-UF' suffix (ALMOX-BA), a
 -- 'GER' + UF warehouse (GERBA), or a UF + three letters + digits tower code (BAJSS002-3).
 WITH codes AS (
-    SELECT depot_code AS site_code, min(requested_date) AS first_seen,
+    SELECT coalesce(depot_code, 'UNKNOWN') AS site_code, min(requested_date) AS first_seen,
            max(requested_date) AS last_seen, count(*) AS request_lines
     FROM silver_erp_requisitions
-    WHERE depot_code IS NOT NULL
-    GROUP BY depot_code
+    GROUP BY coalesce(depot_code, 'UNKNOWN')
+),
+stock_codes AS (
+    SELECT DISTINCT depot_code AS site_code FROM silver_stock_on_hand WHERE depot_code IS NOT NULL
 ),
 sites AS (
     SELECT site_code, client_name, client_id, site_id,
@@ -17,6 +21,7 @@ sites AS (
 ),
 all_codes AS (
     SELECT site_code FROM codes UNION SELECT site_code FROM sites
+    UNION SELECT site_code FROM stock_codes
 ),
 guessed AS (
     SELECT site_code,

@@ -8,7 +8,7 @@ SELECT
     trim(item_code)                                                  AS item_code,
     regexp_replace(trim(item_description), '\s+', ' ', 'g')          AS item_description,
     upper(trim(item_family))                                         AS item_family,
-    nullif(regexp_replace(trim(supplier_name), '\s+', ' ', 'g'), '') AS supplier_name,
+    nullif(upper(regexp_replace(trim(supplier_name), '\s+', ' ', 'g')), '') AS supplier_name,
     CAST(quantity AS DOUBLE)                                         AS quantity,
     nullif(upper(trim(unit)), '')                                    AS unit,
     required_date,
