@@ -290,7 +290,10 @@ class GoldState:
         has waited `stall_seconds` for storage to answer."""
         since = self._checking_since
         if since is not None and (waited := time.monotonic() - since) > self._stall_seconds:
-            return f"storage has not answered a version check for {waited:.0f} s"
+            return (
+                f"storage has not answered a version check for {waited:.0f} s "
+                f"(lake at {self._lake.location})"
+            )
         return self.last_error
 
     def _switch_if_moved(self, preload: bool) -> bool:

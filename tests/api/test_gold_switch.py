@@ -288,6 +288,7 @@ def test_a_version_check_storage_does_not_answer_makes_the_api_not_ready(lake, m
             assert time.monotonic() < deadline, "a stalled check was never reported"
             time.sleep(0.05)
         assert "has not answered a version check" in state.storage_problem
+        assert f"(lake at {lake.location})" in state.storage_problem  # which storage, too
         assert state.current.table("dim_item").data["request_lines"][0].as_py() == 1
     finally:
         answering.set()
