@@ -98,6 +98,19 @@ class QuarantinedEntry:
         return printable(self.path.name)
 
 
+def _is_entry(item: os.DirEntry[str]) -> bool:
+    """A quarantined entry, not a report, a report being written (hidden) or `retried/`."""
+    return not item.name.startswith(".") and not item.is_dir(follow_symlinks=False)
+
+
+def count_entries(folder: Path) -> int:
+    """How many entries wait in `folder` (reports not read: this runs at every scrape)."""
+    if not folder.is_dir():
+        return 0
+    with os.scandir(folder) as scan:
+        return sum(1 for e in scan if _is_entry(e) and not e.name.endswith(REPORT_SUFFIX))
+
+
 def quarantined_entries(folder: Path) -> list[QuarantinedEntry]:
     """Every entry in `folder` with its report, sorted by name; reports without their entry
     too. Raises OSError when the folder cannot be read (FileNotFoundError when it was never
@@ -106,10 +119,8 @@ def quarantined_entries(folder: Path) -> list[QuarantinedEntry]:
     reports: dict[str, float] = {}
     with os.scandir(folder) as scan:
         for item in scan:
-            if item.name.startswith("."):  # a report being written
-                continue
             try:
-                if item.is_dir(follow_symlinks=False):  # `retried/` and the like
+                if not _is_entry(item):
                     continue
                 mtime = item.stat(follow_symlinks=False).st_mtime
             except OSError:  # gone meanwhile

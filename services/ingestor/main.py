@@ -18,13 +18,13 @@ from prometheus_client import start_http_server
 from services.ingestor.files import NotARegularFileError
 from services.ingestor.ledger import JetStreamLedger
 from services.ingestor.metrics import IngestMetrics
-from services.ingestor.names import display_name
 from services.ingestor.retention import prune_bronze
 from services.ingestor.service import FileBusyError, FileChangedError, IngestService
 from services.ingestor.watcher import StabilityTracker, scan_existing, start_observer
 from shared.broker import connect, ensure_stream
 from shared.events import Event
 from shared.logging import configure_logging, get_logger
+from shared.quarantine import printable
 from shared.settings import IngestorSettings, NovaSettings
 from shared.storage import Lake
 
@@ -104,7 +104,7 @@ async def ingest_ready(
     each such outcome is logged and counted in `nova_ingest_deferred` or `_abandoned`."""
     deferred = service.metrics.deferred
     for index, path in enumerate(paths):
-        name = display_name(str(path))
+        name = printable(str(path))
         if stop.is_set() or outage.active:  # leave the rest for the next start, or the lake
             for waiting in paths[index:]:
                 tracker.notice(waiting)

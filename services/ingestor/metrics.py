@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from shared.quarantine import count_entries
 
 DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 
@@ -63,14 +64,5 @@ class IngestMetrics:
 
 
 def count_quarantined(quarantine: Path) -> int:
-    if not quarantine.is_dir():
-        return 0
-    # Every entry but folders: a quarantined symlink or FIFO is waiting there too.
-    with os.scandir(quarantine) as entries:
-        return sum(
-            1
-            for e in entries
-            if not e.is_dir(follow_symlinks=False)
-            and not e.name.endswith(".error.json")
-            and not e.name.startswith(".")
-        )
+    # Every entry but folders and reports: a quarantined symlink or FIFO is waiting there too.
+    return count_entries(quarantine)

@@ -25,19 +25,13 @@ def is_utf8(name: str) -> bool:
     return True
 
 
-def display_name(name: str) -> str:
-    """`name` as valid UTF-8 text: itself when it is, else each undecodable byte as `\\xNN`
-    (as every reader of reports and events shows it)."""
-    return printable(name)
-
-
 def name_record(name: str) -> dict[str, Any]:
     """What a report keeps of an original name: readable, and faithful even when not UTF-8
     (then `file` shows the bad bytes as `\\xNN` and `file_name_hex` has them all)."""
     if is_utf8(name):
         return {"file": name}
     return {
-        "file": display_name(name),
+        "file": printable(name),
         "file_name_is_utf8": False,
         "file_name_hex": os.fsencode(name).hex(),
     }

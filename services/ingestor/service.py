@@ -38,12 +38,12 @@ from services.ingestor.files import (
 from services.ingestor.json_reader import read_json
 from services.ingestor.ledger import Ledger, LedgerEntry
 from services.ingestor.metrics import IngestMetrics
-from services.ingestor.names import bounded_name, display_name, name_record
+from services.ingestor.names import bounded_name, name_record
 from services.ingestor.parsing import ContractViolation, HeaderMatch
 from services.ingestor.workbook import read_workbook
 from shared.events import BronzeIngested, Event, IngestRejected, new_correlation_id
 from shared.logging import bind_correlation_id, get_logger
-from shared.quarantine import REPORT_SUFFIX
+from shared.quarantine import REPORT_SUFFIX, printable
 from shared.settings import IngestorSettings
 from shared.storage import Lake
 
@@ -187,7 +187,7 @@ class IngestService:
         must still be the same content after it was read, or nothing of it is kept.
         """
         correlation_id = new_correlation_id()
-        with bind_correlation_id(correlation_id, file=display_name(path.name)):
+        with bind_correlation_id(correlation_id, file=printable(path.name)):
             started = time.perf_counter()
             contracts = self._contracts_for(path)
             before = os.lstat(path)  # the entry itself: a link is not followed
@@ -197,7 +197,7 @@ class IngestService:
             log.info(
                 "file_complete",
                 bytes=size,
-                inbox_path=display_name(path.relative_to(self._inbox).as_posix()),
+                inbox_path=printable(path.relative_to(self._inbox).as_posix()),
             )
             if reason := self._refusal(path, size):
                 violation = ContractViolation(reason)
@@ -214,7 +214,7 @@ class IngestService:
                     status="started",
                     ingested_at=self._clock(),
                     correlation_id=correlation_id,
-                    source_name=display_name(path.name),
+                    source_name=printable(path.name),
                 )
                 await self._ledger.put(entry)
             else:
@@ -249,7 +249,7 @@ class IngestService:
             duration = time.perf_counter() - started
             log.info(
                 "file_archived",
-                moved_to=display_name(str(moved_to)),
+                moved_to=printable(str(moved_to)),
                 duration_ms=round(duration * 1000, 1),
             )
             fmt = FORMATS_BY_SUFFIX.get(path.suffix.lower(), "other")
@@ -276,7 +276,7 @@ class IngestService:
             self._open_for_writing.add(path)
             log.info("file_open_for_writing", detail="read once the writer closes it")
             self.metrics.deferred.labels("open_for_writing").inc()
-        raise FileBusyError(f"{display_name(path.name)} is still open for writing")
+        raise FileBusyError(f"{printable(path.name)} is still open for writing")
 
     def _check_archived(self, moved_to: Path, before: os.stat_result) -> None:
         """A writer that opened the file in the instant between the last check and the move
@@ -285,7 +285,7 @@ class IngestService:
         if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
             log.error(
                 "file_written_after_archiving",
-                archived=display_name(str(moved_to)),
+                archived=printable(str(moved_to)),
                 bytes_read=before.st_size,
                 bytes_now=after.st_size,
             )
@@ -316,7 +316,7 @@ class IngestService:
             return
         for _, target, _ in written:  # their event was never published: they would be orphans
             self._lake.delete_file(target)
-        raise FileChangedError(f"{display_name(path.name)} changed while it was read")
+        raise FileChangedError(f"{printable(path.name)} changed while it was read")
 
     def _refusal(self, path: Path, size: int) -> str | None:
         if reason := unsafe_name_reason(path.name):
@@ -410,7 +410,7 @@ class IngestService:
         self, path: Path, parts: list[_Part], content_sha256: str, ingested_at: datetime
     ) -> list[tuple[_Part, str, int]]:
         written = []
-        source = display_name(path.name)
+        source = printable(path.name)
         for part in parts:
             target = bronze_path(part.dataset, content_sha256, ingested_at)
             schema = _lineage_schema(part.schema)
@@ -460,7 +460,7 @@ class IngestService:
                 dataset=part.dataset,
                 bronze_path=target,
                 content_sha256=content_sha256,
-                source_name=display_name(path.name),
+                source_name=printable(path.name),
                 row_count=rows,
                 extra_columns=list(part.header.extra_columns),
             )
@@ -487,7 +487,7 @@ class IngestService:
             content_sha256=entry.content_sha256,
             first_ingested_at=entry.ingested_at.isoformat(),
             first_source_name=entry.source_name,
-            moved_to=display_name(str(moved_to)),
+            moved_to=printable(str(moved_to)),
         )
         for dataset in entry.bronze_paths or {"unknown": ""}:
             self.metrics.files.labels(dataset, "duplicate").inc()
@@ -511,7 +511,7 @@ class IngestService:
         extra: dict[str, object] = {"entry_type": kind}
         if stat.S_ISLNK(entry.st_mode):
             # The link's own text, read without following it; the target is never opened.
-            extra["link_target"] = display_name(str(path.readlink()))
+            extra["link_target"] = printable(str(path.readlink()))
         return await self._reject(
             path, "", correlation_id, contracts, violation, started, entry=entry, extra=extra
         )
@@ -532,12 +532,12 @@ class IngestService:
         target = self._free_name(
             self._quarantine / bounded_name(path.name, QUARANTINE_NAME_RESERVE)
         )
-        source_name = display_name(path.name)
+        source_name = printable(path.name)
         # Every text in the report is valid UTF-8; the raw bytes of a name that is not are kept
         # as hex, so the report stays readable by the API, the CLI and any JSON tool.
         report = {
             **name_record(path.name),
-            "inbox_path": display_name(path.relative_to(self._inbox).as_posix()),
+            "inbox_path": printable(path.relative_to(self._inbox).as_posix()),
             "content_sha256": content_sha256 or None,
             "dataset": dataset,
             "reason": violation.reason,
@@ -548,7 +548,7 @@ class IngestService:
             **(extra or {}),
         }
         if target.name != path.name:  # shortened, or numbered beside an earlier one
-            report["quarantined_as"] = display_name(target.name)
+            report["quarantined_as"] = printable(target.name)
         # The reason goes down first: a crash between the two steps leaves the file in the inbox
         # (retried), never a quarantined file without its reason. Written aside and renamed, so
         # a failed write leaves no empty report behind to push the next attempt to a new name.
@@ -565,7 +565,7 @@ class IngestService:
         else:
             move_entry(path, target, entry.st_mode)
             moved_to = target
-        log.warning("file_quarantined", reason=str(violation), moved_to=display_name(str(moved_to)))
+        log.warning("file_quarantined", reason=str(violation), moved_to=printable(str(moved_to)))
         self.metrics.files.labels(dataset, "quarantined").inc()
         self.metrics.duration.labels("quarantined").observe(time.perf_counter() - started)
         event = IngestRejected(

@@ -21,8 +21,8 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserverVFS
 
-from services.ingestor.names import display_name
 from shared.logging import get_logger
+from shared.quarantine import printable
 from shared.settings import IngestorSettings
 
 log = get_logger(__name__)
@@ -63,7 +63,7 @@ class StabilityTracker:
             seen = self._seen.get(path)
             if seen is None:
                 self._seen[path] = _Observation(-1, -1, 0.0, not_before)
-                log.info("file_received", file=display_name(str(path)))
+                log.info("file_received", file=printable(str(path)))
             else:
                 seen.not_before = max(seen.not_before, not_before)
 
@@ -97,7 +97,7 @@ class StabilityTracker:
         return sorted(done)
 
     def _vanished(self, path: Path) -> None:
-        log.info("file_vanished", file=display_name(str(path)))
+        log.info("file_vanished", file=printable(str(path)))
         if self._on_vanished is not None:
             self._on_vanished(path)
 

@@ -19,9 +19,10 @@ import pytest
 from services.ingestor import files as inbox_files
 from services.ingestor.main import RetryPolicy, StorageOutage, ingest_ready
 from services.ingestor.metrics import count_quarantined
-from services.ingestor.names import NAME_MAX, bounded_name, display_name
+from services.ingestor.names import NAME_MAX, bounded_name
 from services.ingestor.service import FileBusyError, FileChangedError
 from services.ingestor.watcher import StabilityTracker, is_ignored, scan_existing
+from shared.quarantine import printable as display_name
 from tests.ingestor.fakes import IngestEnv
 
 CSV = (
